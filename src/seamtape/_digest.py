@@ -1,0 +1,48 @@
+"""The digest: a hash chain over a run's exchanges, in step order, and its draws."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+_SEED = b"seamtape digest v1"
+
+
+def exchange_hash(
+    method: str,
+    url: str,
+    request_body: bytes,
+    status: int,
+    response_headers_json: str,
+    response_body: bytes,
+    error_json: str | None,
+) -> bytes:
+    """Hash of one exchange's canonical form; the bodies are given by their sha256."""
+    h = hashlib.sha256()
+    for part in (method, url, str(status), response_headers_json, error_json or ""):
+        h.update(part.encode())
+        h.update(b"\0")
+    h.update(request_body)
+    h.update(response_body)
+    return h.digest()
+
+
+class Digest:
+    """Accumulates exchange hashes by step and draws in order; ``hexdigest`` chains them."""
+
+    def __init__(self) -> None:
+        self._steps: dict[int, bytes] = {}
+        self._draws = hashlib.sha256(_SEED + b" draws")
+
+    def add_exchange(self, step: int, digest: bytes) -> None:
+        self._steps[step] = digest
+
+    def add_draw(self, kind: str, value: Any) -> None:
+        self._draws.update(kind.encode() + b"\0" + json.dumps(value).encode() + b"\0")
+
+    def hexdigest(self) -> str:
+        chain = hashlib.sha256(_SEED).digest()
+        for step in sorted(self._steps):
+            chain = hashlib.sha256(chain + self._steps[step]).digest()
+        return hashlib.sha256(chain + self._draws.digest()).hexdigest()

@@ -1,0 +1,79 @@
+"""The errors a caller can catch, each with a message that says what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SeamtapeError(Exception):
+    """Base class for seamtape's ordinary errors."""
+
+
+class TapeError(SeamtapeError):
+    """A tape cannot be opened or read: missing, damaged, not a tape, or from a newer seamtape."""
+
+
+class UnknownRunError(TapeError):
+    """The tape holds no run with that id."""
+
+
+class SecretWarning(UserWarning):
+    """A request or response body carries something that looks like a credential."""
+
+
+class DivergenceError(BaseException):
+    """Replay saw something the tape did not record.
+
+    It derives from ``BaseException``, as pytest's own ``Failed`` does, so that an SDK's
+    ``except Exception`` retry loop cannot swallow it and retry with backoff: a divergence
+    is a verdict about the run, not a transient transport fault.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        run: str = "",
+        step: int | None = None,
+        method: str = "",
+        url: str = "",
+        path: str = "",
+        recorded: Any = None,
+        new: Any = None,
+    ) -> None:
+        self.reason = reason
+        self.run = run
+        self.step = step
+        self.method = method
+        self.url = url
+        self.path = path
+        self.recorded = recorded
+        self.new = new
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        where = f"run {self.run}" if self.run else "replay"
+        if self.step is not None:
+            where += f", step {self.step}"
+        lines = [f"divergence in {where}: {self.reason}"]
+        if self.method or self.url:
+            lines.append(f"  request: {self.method} {self.url}".rstrip())
+        if self.path:
+            lines.append(f"  at {self.path}:")
+            lines.append(f"    recorded: {_short(self.recorded)}")
+            lines.append(f"    new:      {_short(self.new)}")
+        return "\n".join(lines)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the error intact across process pools.
+        return (_rebuild_divergence, (self.reason, self.__dict__.copy()))
+
+
+def _rebuild_divergence(reason: str, state: dict[str, Any]) -> DivergenceError:
+    state = {k: v for k, v in state.items() if k != "reason"}
+    return DivergenceError(reason, **state)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,431 @@
+"""The cursor: the one place that decides what happens to a request.
+
+Record, replay and fork are modes of this one class. A request either is served from the
+tape (a ``Playback``) or goes live (a ``Ticket`` that records the response as it arrives).
+The seams above translate library objects; nothing here knows httpx or botocore.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._digest import Digest, exchange_hash
+from ._errors import DivergenceError, SecretWarning
+from .match import canonical_url, explain, find_secret, redact_headers
+from .nondet import LiveDraws, NondetSource, ServedDraws
+from .tape import Draw, Exchange, Tape, blob_hash
+
+__all__ = ["Cursor", "HeaderSource", "Playback", "Ticket"]
+
+# Request headers are only read when an exchange is recorded, never on the replay path.
+HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
+
+_PREFETCH = 64  # exchanges whose bodies are read from the tape in one query
+
+
+@dataclass(slots=True)
+class Playback:
+    """A recorded response, ready for a seam to hand back to its library."""
+
+    step: int
+    status: int
+    headers: list[tuple[str, str]]
+    http_version: str
+    reason: str
+    parts: list[bytes]  # the body, split where the recorded stream's chunks arrived
+    error: dict[str, str] | None  # a transport error to raise after the parts
+
+
+class Cursor:
+    """Serves a run's exchanges from the tape, records new ones, or serves a prefix then records.
+
+    ``served`` are the recorded exchanges to serve (replay, or a fork's prefix); ``live``
+    says whether requests past them go to the network and are recorded.
+    """
+
+    def __init__(
+        self,
+        tape: Tape,
+        run: str,
+        *,
+        served: Sequence[Exchange] = (),
+        served_draws: Sequence[Draw] = (),
+        live: bool,
+        copy_served: bool = False,
+    ) -> None:
+        self.tape = tape
+        self.run = run
+        self.live = live
+        self._lock = threading.Lock()
+        self._digest = Digest()
+        self.divergence: DivergenceError | None = None
+        # Serving state.
+        self._served = list(served)
+        self._consumed = [False] * len(self._served)
+        self._next = 0  # lowest position not yet consumed
+        self._bodies: dict[int, tuple[bytes, bytes]] = {}
+        self._index: dict[tuple[str, str, bytes], deque[int]] | None = None
+        self._copy_served = copy_served  # a fork writes its served prefix into the new run
+        # Recording state.
+        self._seq = 0
+        self._in_flight = 0
+        self._batch = 0
+        self._draw_seq = 0
+        self._pending_draws: list[Draw] = []
+        self._open: set[Ticket] = set()
+        self.live_exchanges = 0
+        self.served_exchanges = 0
+        live_draws = LiveDraws(self._record_draw) if live else None
+        self.nondet = NondetSource(
+            ServedDraws(served_draws, run=run, on_served=self._serve_draw, then=live_draws)
+        )
+        self._served_draws_total = len(served_draws)
+
+    # -- the decision ----------------------------------------------------------------------
+
+    def begin(self, method: str, url: str, headers: HeaderSource, body: bytes) -> Playback | Ticket:
+        """Decide a request's fate: served from the tape, or a live ``Ticket`` to record."""
+        if self.divergence is not None:
+            raise self.divergence
+        curl = canonical_url(url)
+        with self._lock:
+            if self._next < len(self._served):
+                return self._serve(method, curl, body)
+            if not self.live:
+                self._diverge_unrecorded(method, curl)
+            return self._ticket(method, curl, headers, body)
+
+    def _serve(self, method: str, url: str, body: bytes) -> Playback:
+        pos = self._next
+        expected = self._served[pos]
+        if expected.method == method and expected.url == url:
+            request_body, response_body = self._bodies_at(pos)
+            # Equal bytes have equal hashes: comparing against the recorded body proves
+            # the received body's sha256 is the recorded blob's, without re-hashing it.
+            if request_body == body:
+                return self._consume(pos, expected.request_body, response_body)
+        received = blob_hash(body)
+        for candidate in self._candidates(method, url, received):
+            if self._served[candidate].batch == expected.batch:
+                return self._consume(candidate, received, self._bodies_at(candidate)[1])
+        self._diverge_mismatch(method, url, body)
+        raise AssertionError("unreachable")
+
+    def _candidates(self, method: str, url: str, body_hash: bytes) -> list[int]:
+        if self._index is None:
+            index: dict[tuple[str, str, bytes], deque[int]] = {}
+            for pos, ex in enumerate(self._served):
+                index.setdefault((ex.method, ex.url, ex.request_body), deque()).append(pos)
+            self._index = index
+        queue = self._index.get((method, url, body_hash))
+        if not queue:
+            return []
+        while queue and self._consumed[queue[0]]:
+            queue.popleft()
+        return [p for p in queue if not self._consumed[p]][:1]
+
+    def _consume(self, pos: int, request_hash: bytes, response_body: bytes) -> Playback:
+        ex = self._served[pos]
+        self._consumed[pos] = True
+        self._bodies.pop(pos, None)
+        while self._next < len(self._served) and self._consumed[self._next]:
+            self._next += 1
+        self.served_exchanges += 1
+        self._digest.add_exchange(
+            ex.seq,
+            exchange_hash(
+                ex.method,
+                ex.url,
+                request_hash,
+                ex.status,
+                ex.response_headers_json,
+                ex.response_body,
+                ex.error_json,
+            ),
+        )
+        if self._copy_served:
+            self._seq = max(self._seq, ex.seq)
+            copy = Exchange(**{**ex.__dict__, "run": self.run, "_tape": None})
+            self.tape.add_exchange(copy, None, None, self._take_draws())
+        return Playback(
+            step=ex.seq,
+            status=ex.status,
+            headers=ex.response_headers,
+            http_version=ex.http_version,
+            reason=ex.reason,
+            parts=_split(response_body, ex.chunks),
+            error=ex.error,
+        )
+
+    def _bodies_at(self, pos: int) -> tuple[bytes, bytes]:
+        bodies = self._bodies.get(pos)
+        if bodies is None:
+            window = [
+                p
+                for p in range(pos, min(pos + _PREFETCH, len(self._served)))
+                if not self._consumed[p] and p not in self._bodies
+            ]
+            hashes = [h for p in window for h in (self._served[p].request_body, self._served[p].response_body)]
+            found = self.tape.blobs(hashes)
+            for p in window:
+                ex = self._served[p]
+                self._bodies[p] = (found[ex.request_body], found[ex.response_body])
+            bodies = self._bodies[pos]
+        return bodies
+
+    # -- divergence ------------------------------------------------------------------------
+
+    def _fail(self, error: DivergenceError) -> None:
+        if self.divergence is None:
+            self.divergence = error
+        raise error
+
+    def _diverge_unrecorded(self, method: str, url: str) -> None:
+        self._fail(
+            DivergenceError(
+                f"request {len(self._served) + 1} was never recorded "
+                f"(the recording made {len(self._served)} requests)",
+                run=self.run,
+                step=len(self._served) + 1,
+                method=method,
+                url=url,
+            )
+        )
+
+    def _diverge_mismatch(self, method: str, url: str, body: bytes) -> None:
+        pos = self._closest(method, url)
+        ex = self._served[pos]
+        if (ex.method, ex.url) != (method, url):
+            path, old, new = "request line", f"{ex.method} {ex.url}", f"{method} {url}"
+            reason = "the request line differs from the recording"
+        else:
+            path, old, new = explain(self._bodies_at(pos)[0], body)
+            reason = "the request body differs from the recording"
+            if not path:
+                reason = "the request is recorded, but not here: out of recorded order"
+        self._fail(
+            DivergenceError(
+                reason,
+                run=self.run,
+                step=ex.seq,
+                method=method,
+                url=url,
+                path=path,
+                recorded=old,
+                new=new,
+            )
+        )
+
+    def _closest(self, method: str, url: str) -> int:
+        """The recorded request to explain a mismatch against: the expected one, or one in
+        its concurrent batch with the same method and URL."""
+        expected = self._served[self._next]
+        for pos in range(self._next, len(self._served)):
+            ex = self._served[pos]
+            if ex.batch != expected.batch:
+                break
+            if not self._consumed[pos] and (ex.method, ex.url) == (method, url):
+                return pos
+        return self._next
+
+    def leftovers(self) -> DivergenceError | None:
+        """A divergence describing what the run recorded but the replay never asked for."""
+        unused = [ex for ex, done in zip(self._served, self._consumed, strict=True) if not done]
+        if unused and not self.live:
+            first = unused[0]
+            return DivergenceError(
+                f"{len(unused)} recorded request(s) were never made; the first is step "
+                f"{first.seq} (pass partial=True to allow a partial replay)",
+                run=self.run,
+                step=first.seq,
+                method=first.method,
+                url=first.url,
+            )
+        remaining = self.nondet._draws.remaining  # type: ignore[attr-defined]
+        if remaining and not self.live:
+            return DivergenceError(
+                f"{remaining} recorded draw(s) were never made "
+                "(pass partial=True to allow a partial replay)",
+                run=self.run,
+            )
+        return None
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _ticket(self, method: str, url: str, headers: HeaderSource, body: bytes) -> Ticket:
+        self._seq += 1
+        if self._in_flight == 0:
+            self._batch = self._seq
+        self._in_flight += 1
+        ticket = Ticket(self, self._seq, self._batch, method, url, headers, body)
+        self._open.add(ticket)
+        return ticket
+
+    def _finish(self, ticket: Ticket) -> None:
+        request_hash = blob_hash(ticket.body)
+        response_body = b"".join(ticket.parts)
+        response_hash = blob_hash(response_body)
+        response_headers_json = json.dumps(redact_headers(_text_pairs(ticket.response_headers)))
+        error_json = None if ticket.error is None else json.dumps(ticket.error)
+        exchange = Exchange(
+            run=self.run,
+            seq=ticket.seq,
+            batch=ticket.batch,
+            method=ticket.method,
+            url=ticket.url,
+            request_headers_json=json.dumps(redact_headers(_text_pairs(ticket._request_headers()))),
+            request_body=request_hash,
+            status=ticket.status,
+            response_headers_json=response_headers_json,
+            http_version=ticket.http_version,
+            reason=ticket.reason,
+            response_body=response_hash,
+            chunks_json=None if ticket.timings is None else json.dumps(ticket.timings),
+            error_json=error_json,
+            started=ticket.started,
+            ended=time.time(),
+        )
+        with self._lock:
+            self._in_flight -= 1
+            self._open.discard(ticket)
+            self.live_exchanges += 1
+            self._digest.add_exchange(
+                ticket.seq,
+                exchange_hash(
+                    ticket.method,
+                    ticket.url,
+                    request_hash,
+                    ticket.status,
+                    response_headers_json,
+                    response_hash,
+                    error_json,
+                ),
+            )
+            self.tape.add_exchange(exchange, ticket.body, response_body, self._take_draws())
+        for side, data in (("request", ticket.body), ("response", response_body)):
+            label = find_secret(data)
+            if label:
+                warnings.warn(
+                    SecretWarning(
+                        f"run {self.run} step {ticket.seq}: the {side} body contains what "
+                        f"looks like {label}; it was written to the tape as is"
+                    ),
+                    stacklevel=2,
+                )
+
+    def _record_draw(self, kind: str, value: Any) -> None:
+        with self._lock:
+            self._draw_seq += 1
+            self._pending_draws.append(Draw(self._draw_seq, kind, value, self._seq))
+            self._digest.add_draw(kind, value)
+
+    def _serve_draw(self, kind: str, value: Any) -> None:
+        with self._lock:
+            self._draw_seq += 1
+            if self._copy_served:
+                self._pending_draws.append(Draw(self._draw_seq, kind, value, self._seq))
+            self._digest.add_draw(kind, value)
+
+    def _take_draws(self) -> list[Draw]:
+        draws, self._pending_draws = self._pending_draws, []
+        return draws
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit streams left open and draws not yet written."""
+        for ticket in list(self._open):
+            ticket.finish()
+        with self._lock:
+            self.tape.add_draws(self.run, self._take_draws())
+
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
+
+
+class Ticket:
+    """A live request being recorded: its response is filled in as it arrives."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        seq: int,
+        batch: int,
+        method: str,
+        url: str,
+        headers: HeaderSource,
+        body: bytes,
+    ) -> None:
+        self.cursor = cursor
+        self.seq = seq
+        self.batch = batch
+        self.method = method
+        self.url = url
+        self._request_headers = headers
+        self.body = body
+        self.status = 0
+        self.response_headers: list[tuple[str | bytes, str | bytes]] = []
+        self.http_version = ""
+        self.reason = ""
+        self.parts: list[bytes] = []
+        self.timings: list[tuple[int, float]] | None = None
+        self.error: dict[str, str] | None = None
+        self.started = time.time()
+        self._t0 = time.perf_counter()
+        self._done = False
+
+    def respond(
+        self,
+        status: int,
+        headers: list[tuple[str | bytes, str | bytes]],
+        http_version: str,
+        reason: str,
+    ) -> None:
+        self.status, self.response_headers = status, headers
+        self.http_version, self.reason = http_version, reason
+        self.timings = []
+
+    def chunk(self, data: bytes) -> None:
+        if data:
+            self.parts.append(data)
+            assert self.timings is not None
+            self.timings.append((len(data), round((time.perf_counter() - self._t0) * 1000, 3)))
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = {"type": type(exc).__name__, "message": str(exc)}
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.cursor._finish(self)
+
+
+def _split(body: bytes, chunks: list[tuple[int, float]] | None) -> list[bytes]:
+    if not chunks or len(chunks) == 1:
+        return [body] if body else []
+    parts, at = [], 0
+    for size, _ in chunks:
+        parts.append(body[at : at + size])
+        at += size
+    if at < len(body):
+        parts.append(body[at:])
+    return parts
+
+
+
+def _text_pairs(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> list[tuple[str, str]]:
+    """Header pairs as text; latin-1 maps every byte to one character and back, losslessly."""
+    return [(_text(k), _text(v)) for k, v in pairs]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value

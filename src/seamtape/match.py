@@ -1,0 +1,162 @@
+"""What of a request counts when comparing it with the tape, and why two requests differ.
+
+A request's key is its method, its canonical URL and its body. Headers are left out:
+SDKs stamp them with retry counts, timeouts, idempotency keys, user agents and signatures
+that change from run to run without changing what was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "REDACTED",
+    "SECRET_HEADERS",
+    "canonical_url",
+    "explain",
+    "find_secret",
+    "redact_headers",
+]
+
+REDACTED = "<redacted>"
+
+# Credentials and signing material: never written to a tape.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+        "x-amz-date",
+    }
+)
+
+_SECRET_QUERY = frozenset(
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "access_token",
+        "token",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-amz-date",
+    }
+)
+
+_SECRET_PATTERNS = [
+    ("an API key (sk-…)", re.compile(rb"sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{20,}")),
+    ("an AWS access key id (AKIA…)", re.compile(rb"(?:AKIA|ASIA)[0-9A-Z]{16}")),
+    ("a bearer token", re.compile(rb"[Bb]earer [A-Za-z0-9._~+/=\-]{20,}")),
+    ("a Google API key (AIza…)", re.compile(rb"AIza[0-9A-Za-z_\-]{35}")),
+]
+# A cheap first pass: most bodies contain none of these, and `in` is a fast scan.
+_SECRET_MARKERS = (b"sk-", b"AKIA", b"ASIA", b"earer ", b"AIza")
+
+_url_cache: dict[str, str] = {}
+
+
+def canonical_url(url: str) -> str:
+    """The URL as stored and matched: API keys and signatures in the query string masked."""
+    cached = _url_cache.get(url)
+    if cached is not None:
+        return cached
+    result = url
+    if "?" in url:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_QUERY for k, _ in pairs):
+            masked = [(k, REDACTED if k.lower() in _SECRET_QUERY else v) for k, v in pairs]
+            result = urlunsplit(parts._replace(query=urlencode(masked, safe="<>")))
+    if len(_url_cache) < 4096:
+        _url_cache[url] = result
+    return result
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers with credential values replaced, keeping every name, its case and its order."""
+    return [(k, REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers]
+
+
+def find_secret(body: bytes) -> str | None:
+    """What kind of credential ``body`` seems to contain, if any."""
+    if not any(marker in body for marker in _SECRET_MARKERS):
+        return None
+    for label, pattern in _SECRET_PATTERNS:
+        if pattern.search(body):
+            return label
+    return None
+
+
+_MISSING = object()
+
+
+def explain(recorded: bytes, new: bytes) -> tuple[str, Any, Any]:
+    """The first place two bodies differ: a JSON path, or a byte offset for non-JSON bodies.
+
+    Returns ``(path, recorded value, new value)``; ``("", None, None)`` when they are equal.
+    """
+    if recorded == new:
+        return "", None, None
+    try:
+        a, b = json.loads(recorded), json.loads(new)
+    except (ValueError, UnicodeDecodeError):
+        return _byte_diff(recorded, new)
+    found = _first_json_difference(a, b, "$")
+    if found is None:  # same JSON, different bytes: key order or spacing
+        return _byte_diff(recorded, new)
+    path, old, fresh = found
+    return path, _show(old), _show(fresh)
+
+
+def _first_json_difference(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            child = f"{path}.{key}" if _plain_key(key) else f"{path}[{json.dumps(key)}]"
+            found = _first_json_difference(a.get(key, _MISSING), b.get(key, _MISSING), child)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            old = a[i] if i < len(a) else _MISSING
+            fresh = b[i] if i < len(b) else _MISSING
+            found = _first_json_difference(old, fresh, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if type(a) is type(b) and a == b:
+        return None
+    return path, a, b
+
+
+def _plain_key(key: str) -> bool:
+    return key.isidentifier()
+
+
+def _show(value: Any) -> Any:
+    return "<absent>" if value is _MISSING else value
+
+
+def _byte_diff(recorded: bytes, new: bytes) -> tuple[str, Any, Any]:
+    offset = next(
+        (i for i, (x, y) in enumerate(zip(recorded, new, strict=False)) if x != y),
+        min(len(recorded), len(new)),
+    )
+    start = max(0, offset - 20)
+    return (
+        f"byte {offset} (of {len(recorded)} recorded, {len(new)} new)",
+        recorded[start : offset + 40],
+        new[start : offset + 40],
+    )

@@ -1,0 +1,247 @@
+"""The user's handle on a tape: ``record()`` and ``replay()`` blocks that hand out clients."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from types import TracebackType
+from typing import Any
+
+from ._errors import DivergenceError, SeamtapeError
+from .cursor import Cursor
+from .match import explain
+from .nondet import NondetSource
+from .seams import LIBRARIES, default_inner, intercepting, transport_class
+from .tape import RunInfo, Tape
+
+__all__ = ["Session", "record", "replay"]
+
+_UNSET: Any = object()
+
+
+class Session:
+    """A record, replay or fork of one run.
+
+    Use it as a context manager (sync or async). Inside the block, build clients with
+    ``httpx2_client()`` and friends and read time, ids and randomness from ``nondet``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        mode: str,
+        *,
+        run: str | None = None,
+        name: str | None = None,
+        intercept: bool = False,
+        partial: bool = False,
+    ) -> None:
+        if mode not in ("record", "replay"):
+            raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
+        self.path = os.fspath(path)
+        self.mode = mode
+        self.name = name
+        self._run_arg = run
+        self._intercept = intercept
+        self.partial = partial
+        self._result: Any = _UNSET
+        self.recorded: RunInfo | None = None
+        self._tape: Tape | None = None
+        self._cursor: Cursor | None = None
+        self._stack = contextlib.ExitStack()
+        self._digest: str | None = None
+        self.run_id = ""
+
+    # -- the block -------------------------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        tape = Tape(self.path, create=self.mode == "record")
+        try:
+            if self.mode == "record":
+                self.run_id = tape.create_run(self.name)
+                self._cursor = Cursor(tape, self.run_id, live=True)
+            else:
+                self.recorded = tape.run(self._run_arg)
+                self.run_id = self.recorded.id
+                self._cursor = Cursor(
+                    tape,
+                    self.run_id,
+                    served=tape.exchanges(self.run_id),
+                    served_draws=tape.draws(self.run_id),
+                    live=False,
+                )
+        except BaseException:
+            tape.close()
+            raise
+        self._tape = tape
+        if self._intercept:
+            self._stack.enter_context(intercepting(self._wrap, LIBRARIES))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+        cursor, tape = self._cursor, self._tape
+        if cursor is None or tape is None:
+            return
+        try:
+            cursor.close()
+            self._digest = cursor.digest
+            if self.mode == "record":
+                self._finish_record(tape, failed=exc_type is not None)
+                return
+            problem = cursor.divergence
+            if problem is None and exc_type is None:
+                problem = self._replay_problem(cursor)
+        finally:
+            tape.close()
+            self._cursor = None
+        if problem is not None and not isinstance(exc, DivergenceError):
+            # An agent or SDK may have swallowed the divergence; it is the run's verdict.
+            raise problem from exc
+
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _finish_record(self, tape: Tape, *, failed: bool) -> None:
+        has_result = self._result is not _UNSET
+        tape.finish_run(
+            self.run_id,
+            status="failed" if failed else "complete",
+            digest=self._digest,
+            result=self._result if has_result else None,
+            has_result=has_result,
+        )
+
+    def _replay_problem(self, cursor: Cursor) -> DivergenceError | None:
+        if not self.partial:
+            leftover = cursor.leftovers()
+            if leftover is not None:
+                return leftover
+        recorded = self.recorded
+        if recorded is not None and recorded.has_result and self._result is not _UNSET:
+            old = json.dumps(recorded.result, sort_keys=True).encode()
+            new = json.dumps(self._result, sort_keys=True).encode()
+            if old != new:
+                path, was, now = explain(old, new)
+                return DivergenceError(
+                    "the agent returned a different result",
+                    run=self.run_id,
+                    path=path.replace("$", "$result", 1),
+                    recorded=was,
+                    new=now,
+                )
+        return None
+
+    # -- what the agent uses ---------------------------------------------------------------
+
+    @property
+    def nondet(self) -> NondetSource:
+        return self._live_cursor().nondet
+
+    @property
+    def digest(self) -> str:
+        """The run's digest: final once the block has exited, so far while it runs."""
+        if self._digest is not None:
+            return self._digest
+        return self._live_cursor().digest
+
+    @property
+    def result(self) -> Any:
+        return None if self._result is _UNSET else self._result
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        """The agent's result: stored on the run when recording, compared when replaying."""
+        try:
+            json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise SeamtapeError(f"the agent's result is not JSON-serializable: {exc}") from None
+        self._result = value
+
+    @property
+    def stats(self) -> dict[str, int]:
+        cursor = self._live_cursor()
+        return {"served": cursor.served_exchanges, "live": cursor.live_exchanges}
+
+    def _live_cursor(self) -> Cursor:
+        if self._cursor is None:
+            raise SeamtapeError("the session is not open: use it inside its `with` block")
+        return self._cursor
+
+    def _wrap(self, library: str, is_async: bool, inner: Any) -> Any:
+        cursor = self._live_cursor()
+        if cursor.live and inner is None:
+            inner = default_inner(library, is_async=is_async)
+        return transport_class(library, is_async=is_async)(cursor, inner if cursor.live else None)
+
+    def httpx_transport(self, inner: Any = None) -> Any:
+        """An ``httpx`` transport through this session; ``inner`` carries live requests."""
+        return self._wrap("httpx", False, inner)
+
+    def async_httpx_transport(self, inner: Any = None) -> Any:
+        return self._wrap("httpx", True, inner)
+
+    def httpx2_transport(self, inner: Any = None) -> Any:
+        return self._wrap("httpx2", False, inner)
+
+    def async_httpx2_transport(self, inner: Any = None) -> Any:
+        return self._wrap("httpx2", True, inner)
+
+    def httpx_client(self, **kwargs: Any) -> Any:
+        """An ``httpx.Client`` through this session; keyword arguments go to the client."""
+        import httpx
+
+        return httpx.Client(transport=self.httpx_transport(kwargs.pop("transport", None)), **kwargs)
+
+    def async_httpx_client(self, **kwargs: Any) -> Any:
+        import httpx
+
+        transport = self.async_httpx_transport(kwargs.pop("transport", None))
+        return httpx.AsyncClient(transport=transport, **kwargs)
+
+    def httpx2_client(self, **kwargs: Any) -> Any:
+        import httpx2
+
+        transport = self.httpx2_transport(kwargs.pop("transport", None))
+        return httpx2.Client(transport=transport, **kwargs)
+
+    def async_httpx2_client(self, **kwargs: Any) -> Any:
+        import httpx2
+
+        transport = self.async_httpx2_transport(kwargs.pop("transport", None))
+        return httpx2.AsyncClient(transport=transport, **kwargs)
+
+
+def record(
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    intercept: bool = False,
+) -> Session:
+    """Record a new run into the tape at ``path`` (created if missing)."""
+    return Session(path, "record", name=name, intercept=intercept)
+
+
+def replay(
+    path: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    intercept: bool = False,
+    partial: bool = False,
+) -> Session:
+    """Replay a run (the tape's latest by default) bit-exact, with no network."""
+    return Session(path, "replay", run=run, intercept=intercept, partial=partial)
