@@ -6,7 +6,6 @@ that reads the clock or makes an id sees exactly what it saw when it was recorde
 
 from __future__ import annotations
 
-import asyncio
 import random as _random
 import secrets
 import time as _time
@@ -137,5 +136,7 @@ class NondetSource:
 
     async def asleep(self, seconds: float) -> None:
         """``sleep`` for async agents."""
+        import asyncio  # imported here: agents that never sleep async should not pay for it
+
         _, live = self._draws.draw("sleep", lambda: seconds)
         await asyncio.sleep(seconds if live else 0)

@@ -51,6 +51,7 @@ class Session:
         self._cursor: Cursor | None = None
         self._stack = contextlib.ExitStack()
         self._digest: str | None = None
+        self._final_stats: dict[str, int] | None = None
         self.run_id = ""
 
     # -- the block -------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class Session:
                 problem = self._replay_problem(cursor)
         finally:
             tape.close()
+            self._final_stats = self.stats
             self._cursor = None
         if problem is not None and not isinstance(exc, DivergenceError):
             # An agent or SDK may have swallowed the divergence; it is the run's verdict.
@@ -174,6 +176,9 @@ class Session:
 
     @property
     def stats(self) -> dict[str, int]:
+        """How many exchanges were served from the tape and how many went live."""
+        if self._cursor is None and self._final_stats is not None:
+            return dict(self._final_stats)
         cursor = self._live_cursor()
         return {"served": cursor.served_exchanges, "live": cursor.live_exchanges}
 

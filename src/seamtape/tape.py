@@ -529,6 +529,16 @@ class Tape:
                 problems.append(f"run {run} step {seq}: references a missing blob")
         return problems
 
+    def blob_sizes(self, run_id: str) -> dict[bytes, int]:
+        """Uncompressed sizes of the bodies a run references, without reading them."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT hash, size FROM blob WHERE hash IN (SELECT request_body FROM exchange "
+                "WHERE run=? UNION SELECT response_body FROM exchange WHERE run=?)",
+                (run_id, run_id),
+            ).fetchall()
+        return dict(rows)
+
     def stats(self) -> dict[str, int]:
         with self._guard():
             blobs, raw, stored = self._db.execute(

@@ -1,0 +1,1 @@
+"""pytest plugin: tapes in tests (markers, fixtures and options)."""
