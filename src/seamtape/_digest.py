@@ -19,13 +19,8 @@ def exchange_hash(
     error_json: str | None,
 ) -> bytes:
     """Hash of one exchange's canonical form; the bodies are given by their sha256."""
-    h = hashlib.sha256()
-    for part in (method, url, str(status), response_headers_json, error_json or ""):
-        h.update(part.encode())
-        h.update(b"\0")
-    h.update(request_body)
-    h.update(response_body)
-    return h.digest()
+    text = "\0".join((method, url, str(status), response_headers_json, error_json or ""))
+    return hashlib.sha256(b"%s\0%s%s" % (text.encode(), request_body, response_body)).digest()
 
 
 class Digest:

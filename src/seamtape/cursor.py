@@ -27,7 +27,7 @@ __all__ = ["Cursor", "HeaderSource", "Playback", "Ticket"]
 # Request headers are only read when an exchange is recorded, never on the replay path.
 HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
 
-_PREFETCH = 64  # exchanges whose bodies are read from the tape in one query
+_PREFETCH = 256  # exchanges whose bodies are read from the tape in one query
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class Playback:
 
     step: int
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[Any]  # [name, value] pairs, text when ASCII, else latin-1 bytes
     http_version: str
     reason: str
     parts: list[bytes]  # the body, split where the recorded stream's chunks arrived
@@ -157,10 +157,10 @@ class Cursor:
         return Playback(
             step=ex.seq,
             status=ex.status,
-            headers=ex.response_headers,
+            headers=_header_pairs(ex.response_headers_json),
             http_version=ex.http_version,
             reason=ex.reason,
-            parts=_split(response_body, ex.chunks),
+            parts=_split(response_body, ex.chunks_json),
             error=ex.error,
         )
 
@@ -409,17 +409,24 @@ class Ticket:
         self.cursor._finish(self)
 
 
-def _split(body: bytes, chunks: list[tuple[int, float]] | None) -> list[bytes]:
-    if not chunks or len(chunks) == 1:
+def _split(body: bytes, chunks_json: str | None) -> list[bytes]:
+    """The body cut where its recorded chunks arrived (one part when it came whole)."""
+    if chunks_json is None or chunks_json.count("[") <= 2:
         return [body] if body else []
     parts, at = [], 0
-    for size, _ in chunks:
+    for size, _ in json.loads(chunks_json):
         parts.append(body[at : at + size])
         at += size
     if at < len(body):
         parts.append(body[at:])
     return parts
 
+
+def _header_pairs(headers_json: str) -> list[Any]:
+    pairs = json.loads(headers_json)
+    if "\\u" not in headers_json:  # plain ASCII: the HTTP libraries take [name, value] as is
+        return pairs
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
 def _text_pairs(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> list[tuple[str, str]]:

@@ -89,7 +89,7 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 ]
 
 _RAW, _ZSTD = 0, 1
-_COMPRESS_MIN = 512  # smaller bodies are not worth a frame header
+_COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:

@@ -58,9 +58,9 @@ def _classes(library: str) -> tuple[type, type]:
     def play(playback: Playback, request: Any) -> Any:
         if playback.status == 0:  # the attempt failed before any response arrived
             raise _transport_error(lib, playback.error or {}, request)
-        return lib.Response(
+        response = lib.Response(
             playback.status,
-            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in playback.headers],
+            headers=playback.headers,
             stream=PlaybackStream(playback),
             extensions={
                 "http_version": playback.http_version.encode(),
@@ -68,6 +68,12 @@ def _classes(library: str) -> tuple[type, type]:
             },
             request=request,
         )
+        parts = playback.parts
+        if len(parts) <= 1 and playback.error is None and "content-encoding" not in response.headers:
+            # A body that arrived whole and unencoded is handed over already read, as a
+            # mock or ASGI transport does; reading it again would only re-run the decoders.
+            response._content = parts[0] if parts else b""
+        return response
 
     def respond(ticket: Ticket, response: Any) -> bool:
         """Note the response line on the ticket; True when its body is already complete."""
