@@ -1,0 +1,117 @@
+"""`seamtape demo`: record a small tool-using agent against the simulator, then replay it.
+
+Everything runs offline: the simulator listens on 127.0.0.1, and the replay runs with it
+stopped, so the agent gets its answers from the tape alone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._errors import DivergenceError
+from .session import Session, record, replay
+
+__all__ = ["TOOLS", "run_demo", "trip_agent"]
+
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+    {
+        "name": "find_hotel",
+        "description": "A hotel in a city under a nightly budget in euros.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "budget": {"type": "integer"}},
+            "required": ["city", "budget"],
+        },
+    },
+]
+
+
+def run_tool(name: str, args: dict[str, Any], nondet: Any) -> str:
+    """The agent's tools: deterministic, except what they read through ``nondet``."""
+    city = str(args.get("city", "Lisbon"))
+    if name == "get_weather":
+        return f"{city}: 21°C and sunny"
+    if name == "find_hotel":
+        return f"Hotel Miradouro in {city}, €{int(args.get('budget', 120)) - 15}/night, ref {nondet.token_hex(4)}"
+    return f"unknown tool {name}"
+
+
+def trip_agent(session: Session, *, base_url: str, question: str) -> dict[str, Any]:
+    """A small tool-using agent on the official anthropic SDK."""
+    import anthropic
+
+    client = anthropic.Anthropic(
+        api_key="sk-demo-not-a-real-key", base_url=base_url, http_client=session.httpx2_client()
+    )
+    started = session.nondet.now()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+    calls: list[str] = []
+    for _ in range(8):
+        reply = client.messages.create(
+            model="sim-claude", max_tokens=512, tools=TOOLS, messages=messages
+        )
+        messages.append({"role": "assistant", "content": [b.model_dump() for b in reply.content]})
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        if not uses:
+            text = "".join(b.text for b in reply.content if b.type == "text")
+            return {"answer": text, "tools": calls, "started": started.isoformat()}
+        results = []
+        for use in uses:
+            calls.append(use.name)
+            output = run_tool(use.name, dict(use.input), session.nondet)
+            results.append({"type": "tool_result", "tool_use_id": use.id, "content": output})
+        messages.append({"role": "user", "content": results})
+    return {"answer": None, "tools": calls, "started": started.isoformat()}
+
+
+def run_demo(workdir: Path | None, *, console: Any) -> Path:
+    """Record → replay → a changed agent diverges. Returns the tape's path."""
+    from . import sim
+    from .report import show_tape
+
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="seamtape-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    tape = folder / "demo.tape"
+    question = "Plan a weekend in Lisbon: check the weather and find a hotel under 150 euros."
+
+    console.rule("1. record: the agent runs against the simulator on 127.0.0.1")
+    with sim.serve(sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])) as server:
+        with record(tape, name="trip-planner") as rec:
+            rec.result = trip_agent(rec, base_url=server.anthropic_base_url, question=question)
+        base_url = server.anthropic_base_url
+    console.print(f"agent answered: {rec.result['answer']!r}")
+    console.print(f"tools called:   {', '.join(rec.result['tools'])}")
+    show_tape(tape, run=rec.run_id, console=console)
+
+    console.rule("2. replay: the simulator is stopped; every answer comes from the tape")
+    with replay(tape) as rep:
+        rep.result = trip_agent(rep, base_url=base_url, question=question)
+    same = rep.digest == rec.digest and rep.result == rec.result
+    console.print(
+        f"replayed {rep.stats['served']} exchanges, 0 network calls, $0: "
+        + ("[green]bit-exact[/green]" if same else "[red]differs[/red]")
+        + f" (digest {rep.digest[:16]})"
+    )
+
+    console.rule("3. a changed agent: replay fails loudly at the first divergence")
+    try:
+        with replay(tape) as changed:
+            trip_agent(changed, base_url=base_url, question=question.replace("150", "90"))
+    except DivergenceError as exc:
+        console.print(str(exc), markup=False, highlight=False)
+    console.print(f"\ntape: {tape}")
+    console.print(f"try:  seamtape show {tape}")
+    if not same:
+        raise DivergenceError("the demo's replay was not bit-exact", run=rec.run_id)
+    return tape
