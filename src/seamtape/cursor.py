@@ -20,14 +20,14 @@ from ._digest import Digest, exchange_hash
 from ._errors import DivergenceError, SecretWarning
 from .match import canonical_url, explain, find_secret, redact_headers
 from .nondet import LiveDraws, NondetSource, ServedDraws
-from .tape import Draw, Exchange, Tape, blob_hash
+from .tape import Draw, Exchange, Record, Tape, blob_hash
 
 __all__ = ["Cursor", "HeaderSource", "Playback", "Ticket"]
 
 # Request headers are only read when an exchange is recorded, never on the replay path.
 HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
 
-_PREFETCH = 256  # exchanges whose bodies are read from the tape in one query
+_PREFETCH = 128  # exchanges whose stored bodies are read from the tape in one query
 
 
 @dataclass(slots=True)
@@ -70,7 +70,7 @@ class Cursor:
         self._served = list(served)
         self._consumed = [False] * len(self._served)
         self._next = 0  # lowest position not yet consumed
-        self._bodies: dict[int, tuple[bytes, bytes]] = {}
+        self._prefetched = 0  # exchanges before this position have had their bodies read
         self._index: dict[tuple[str, str, bytes], deque[int]] | None = None
         self._copy_served = copy_served  # a fork writes its served prefix into the new run
         # Recording state.
@@ -106,15 +106,15 @@ class Cursor:
         pos = self._next
         expected = self._served[pos]
         if expected.method == method and expected.url == url:
-            request_body, response_body = self._bodies_at(pos)
+            self._prefetch(pos)
             # Equal bytes have equal hashes: comparing against the recorded body proves
             # the received body's sha256 is the recorded blob's, without re-hashing it.
-            if request_body == body:
-                return self._consume(pos, expected.request_body, response_body)
+            if self.tape.body_equals(expected.request_body, body):
+                return self._consume(pos, expected.request_body)
         received = blob_hash(body)
         for candidate in self._candidates(method, url, received):
             if self._served[candidate].batch == expected.batch:
-                return self._consume(candidate, received, self._bodies_at(candidate)[1])
+                return self._consume(candidate, received)
         self._diverge_mismatch(method, url, body)
         raise AssertionError("unreachable")
 
@@ -131,10 +131,10 @@ class Cursor:
             queue.popleft()
         return [p for p in queue if not self._consumed[p]][:1]
 
-    def _consume(self, pos: int, request_hash: bytes, response_body: bytes) -> Playback:
+    def _consume(self, pos: int, request_hash: bytes) -> Playback:
         ex = self._served[pos]
+        response_body = self.tape.blob(ex.response_body)
         self._consumed[pos] = True
-        self._bodies.pop(pos, None)
         while self._next < len(self._served) and self._consumed[self._next]:
             self._next += 1
         self.served_exchanges += 1
@@ -164,21 +164,14 @@ class Cursor:
             error=ex.error,
         )
 
-    def _bodies_at(self, pos: int) -> tuple[bytes, bytes]:
-        bodies = self._bodies.get(pos)
-        if bodies is None:
-            window = [
-                p
-                for p in range(pos, min(pos + _PREFETCH, len(self._served)))
-                if not self._consumed[p] and p not in self._bodies
-            ]
-            hashes = [h for p in window for h in (self._served[p].request_body, self._served[p].response_body)]
-            found = self.tape.blobs(hashes)
-            for p in window:
-                ex = self._served[p]
-                self._bodies[p] = (found[ex.request_body], found[ex.response_body])
-            bodies = self._bodies[pos]
-        return bodies
+    def _prefetch(self, pos: int) -> None:
+        """Read the stored bodies of the next exchanges in one query, once per window."""
+        if pos < self._prefetched:
+            return
+        end = min(pos + _PREFETCH, len(self._served))
+        window = self._served[pos:end]
+        self.tape.prefetch([h for ex in window for h in (ex.request_body, ex.response_body)])
+        self._prefetched = end
 
     # -- divergence ------------------------------------------------------------------------
 
@@ -206,7 +199,7 @@ class Cursor:
             path, old, new = "request line", f"{ex.method} {ex.url}", f"{method} {url}"
             reason = "the request line differs from the recording"
         else:
-            path, old, new = explain(self._bodies_at(pos)[0], body)
+            path, old, new = explain(self.tape.blob(ex.request_body), body)
             reason = "the request body differs from the recording"
             if not path:
                 reason = "the request is recorded, but not here: out of recorded order"
@@ -269,6 +262,26 @@ class Cursor:
         return ticket
 
     def _finish(self, ticket: Ticket) -> None:
+        for side, data in (("request", ticket.body), ("response", b"".join(ticket.parts))):
+            label = find_secret(data)
+            if label:
+                warnings.warn(
+                    SecretWarning(
+                        f"run {self.run} step {ticket.seq}: the {side} body contains what "
+                        f"looks like {label}; it was written to the tape as is"
+                    ),
+                    stacklevel=3,
+                )
+        ended = time.time()
+        with self._lock:
+            self._in_flight -= 1
+            self._open.discard(ticket)
+            self.live_exchanges += 1
+            draws = self._take_draws()
+        # Hashing and encoding happen on the tape's writer thread, off the agent's path.
+        self.tape.submit(lambda: self._build(ticket, ended, draws))
+
+    def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
         response_body = b"".join(ticket.parts)
         response_hash = blob_hash(response_body)
@@ -290,35 +303,20 @@ class Cursor:
             chunks_json=None if ticket.timings is None else json.dumps(ticket.timings),
             error_json=error_json,
             started=ticket.started,
-            ended=time.time(),
+            ended=ended,
+        )
+        digest = exchange_hash(
+            ticket.method,
+            ticket.url,
+            request_hash,
+            ticket.status,
+            response_headers_json,
+            response_hash,
+            error_json,
         )
         with self._lock:
-            self._in_flight -= 1
-            self._open.discard(ticket)
-            self.live_exchanges += 1
-            self._digest.add_exchange(
-                ticket.seq,
-                exchange_hash(
-                    ticket.method,
-                    ticket.url,
-                    request_hash,
-                    ticket.status,
-                    response_headers_json,
-                    response_hash,
-                    error_json,
-                ),
-            )
-            self.tape.add_exchange(exchange, ticket.body, response_body, self._take_draws())
-        for side, data in (("request", ticket.body), ("response", response_body)):
-            label = find_secret(data)
-            if label:
-                warnings.warn(
-                    SecretWarning(
-                        f"run {self.run} step {ticket.seq}: the {side} body contains what "
-                        f"looks like {label}; it was written to the tape as is"
-                    ),
-                    stacklevel=2,
-                )
+            self._digest.add_exchange(ticket.seq, digest)
+        return exchange, ticket.body, response_body, draws
 
     def _record_draw(self, kind: str, value: Any) -> None:
         with self._lock:
@@ -343,11 +341,13 @@ class Cursor:
         """Commit streams left open and draws not yet written."""
         for ticket in list(self._open):
             ticket.finish()
+        self.tape.flush()
         with self._lock:
             self.tape.add_draws(self.run, self._take_draws())
 
     @property
     def digest(self) -> str:
+        self.tape.flush()
         return self._digest.hexdigest()
 
 

@@ -61,8 +61,8 @@ _SECRET_PATTERNS = [
     ("a bearer token", re.compile(rb"[Bb]earer [A-Za-z0-9._~+/=\-]{20,}")),
     ("a Google API key (AIza…)", re.compile(rb"AIza[0-9A-Za-z_\-]{35}")),
 ]
-# A cheap first pass: most bodies contain none of these, and `in` is a fast scan.
-_SECRET_MARKERS = (b"sk-", b"AKIA", b"ASIA", b"earer ", b"AIza")
+# A cheap first pass in one C-level scan: most bodies contain none of these.
+_SECRET_MARKERS = re.compile(rb"sk-|AKIA|ASIA|earer |AIza")
 
 _url_cache: dict[str, str] = {}
 
@@ -91,7 +91,7 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def find_secret(body: bytes) -> str | None:
     """What kind of credential ``body`` seems to contain, if any."""
-    if not any(marker in body for marker in _SECRET_MARKERS):
+    if _SECRET_MARKERS.search(body) is None:
         return None
     for label, pattern in _SECRET_PATTERNS:
         if pattern.search(body):

@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import sqlite3
+import struct
 import threading
 import time
 import uuid
@@ -36,7 +38,7 @@ CREATE TABLE meta (
 CREATE TABLE blob (
     hash  BLOB PRIMARY KEY,
     size  INTEGER NOT NULL,          -- uncompressed length in bytes
-    codec INTEGER NOT NULL,          -- 0 raw, 1 zstd
+    codec INTEGER NOT NULL,          -- 0 raw, 1 zstd, 2 delta (see _pack_delta)
     data  BLOB NOT NULL
 );
 
@@ -88,8 +90,15 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
 ]
 
-_RAW, _ZSTD = 0, 1
+_RAW, _ZSTD, _DELTA = 0, 1, 2
 _COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
+_DELTA_MAX_DEPTH = 16  # a delta's base may itself be a delta, this many times at most
+_DELTA_HEADER = struct.Struct(">32sQQ")  # base hash, shared prefix length, shared suffix length
+
+
+# An exchange ready to write: the row, its two bodies (None: already stored) and the draws
+# the agent made before it.
+Record = tuple["Exchange", bytes | None, bytes | None, list["Draw"]]
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -193,8 +202,15 @@ class Tape:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._fresh: set[bytes] = set()  # blobs written raw by this handle, compressed at close
+        self._fresh: set[bytes] = set()  # blobs written raw by this handle, compacted at close
+        self._rows: dict[bytes, tuple[int, bytes]] = {}  # prefetched, not yet decoded
+        self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
         self._zstd_d: Any = None
+        self._writer: threading.Thread | None = None
+        self._queue: queue.SimpleQueue[Callable[[], Record] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_lock = threading.Condition()
+        self._writer_error: BaseException | None = None
         if not self.path.exists():
             if not create:
                 raise TapeError(f"{self.path}: no such tape")
@@ -265,12 +281,19 @@ class Tape:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is None:
-                return
-            try:
+        """Commit what the writer holds, compact the new blobs, and close the file."""
+        if self._db is None:
+            return
+        try:
+            if self._writer is not None:
+                self._queue.put(None)
+                self._writer.join()
+                self._writer = None
+            self.flush()
+            with self._lock:
                 self._compact()
-            finally:
+        finally:
+            with self._lock:
                 self._db.close()
                 self._db = None  # type: ignore[assignment]
 
@@ -296,29 +319,75 @@ class Tape:
         with self._write() as db:
             return self._put_blob(db, data)
 
-    def blob(self, digest: bytes) -> bytes:
-        with self._guard():
-            row = self._db.execute("SELECT codec, data FROM blob WHERE hash=?", (digest,)).fetchone()
+    def prefetch(self, digests: Iterable[bytes]) -> None:
+        """Read these blobs' stored rows in one query, ahead of ``blob`` and ``body_equals``."""
+        wanted = [d for d in dict.fromkeys(digests) if d not in self._rows]
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            with self._guard():
+                rows = self._db.execute(
+                    f"SELECT hash, codec, data FROM blob WHERE hash IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            for digest, codec, data in rows:
+                self._rows[digest] = (codec, data)
+
+    def _row(self, digest: bytes) -> tuple[int, bytes]:
+        row = self._rows.pop(digest, None)
         if row is None:
-            raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
-        return self._decode(row[0], row[1])
+            with self._guard():
+                row = self._db.execute(
+                    "SELECT codec, data FROM blob WHERE hash=?", (digest,)
+                ).fetchone()
+            if row is None:
+                raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
+        return row
+
+    def blob(self, digest: bytes) -> bytes:
+        """A body by its hash, decoded."""
+        known = self._recent.get(digest)
+        if known is not None:
+            return known
+        codec, data = self._row(digest)
+        return self._remember(digest, self._decode(codec, data))
 
     def blobs(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
         wanted = list(dict.fromkeys(digests))
-        found: dict[bytes, bytes] = {}
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            marks = ",".join("?" * len(part))
-            with self._guard():
-                rows = self._db.execute(
-                    f"SELECT hash, codec, data FROM blob WHERE hash IN ({marks})", part
-                ).fetchall()
-            for digest, codec, data in rows:
-                found[digest] = self._decode(codec, data)
-        missing = [d for d in wanted if d not in found]
-        if missing:
-            raise TapeError(f"{self.path}: damaged tape, blob {missing[0].hex()[:12]} is missing")
-        return found
+        self.prefetch(wanted)
+        return {d: self.blob(d) for d in wanted}
+
+    def body_equals(self, digest: bytes, data: bytes) -> bool:
+        """Whether ``data`` is the stored body, compared byte for byte without re-hashing it.
+
+        A delta-stored body is checked against its base piece by piece, with no copy; a match
+        is remembered, so the next request's delta finds its base already in memory.
+        """
+        known = self._recent.get(digest)
+        if known is not None:
+            return known == data
+        codec, stored = self._row(digest)
+        if codec == _DELTA:
+            base_digest, prefix, suffix, middle = _unpack_delta(stored)
+            if len(data) != prefix + len(middle) + suffix:
+                return False
+            base = memoryview(self.blob(base_digest))
+            equal = (
+                data.startswith(base[:prefix])
+                and data.startswith(middle, prefix)
+                and data.endswith(base[len(base) - suffix :])
+            )
+        else:
+            equal = self._decode(codec, stored) == data
+        if equal:
+            self._remember(digest, data)
+        return equal
+
+    def _remember(self, digest: bytes, data: bytes) -> bytes:
+        recent = self._recent
+        recent[digest] = data
+        if len(recent) > 8:
+            del recent[next(iter(recent))]
+        return data
 
     def _decode(self, codec: int, data: bytes) -> bytes:
         if codec == _RAW:
@@ -329,30 +398,77 @@ class Tape:
 
                 self._zstd_d = zstandard.ZstdDecompressor()
             return self._zstd_d.decompress(data)
+        if codec == _DELTA:
+            base_digest, prefix, suffix, middle = _unpack_delta(data)
+            base = self.blob(base_digest)
+            return b"".join((base[:prefix], middle, base[len(base) - suffix :] if suffix else b""))
         raise TapeError(f"{self.path}: blob codec {codec} is unknown; upgrade seamtape")
 
     def _compact(self) -> None:
-        """Compress the blobs this handle wrote raw.
+        """Store the blobs this handle wrote raw in their compact form.
 
-        Recording writes bodies raw so each exchange commits fast; the compression happens
-        once, here, when the session closes. A crash before this leaves valid raw blobs.
+        Recording writes bodies raw so each exchange commits fast; this runs once, when the
+        tape closes. A request body that shares most of its bytes with the run's previous
+        request (a conversation grows by appending) is stored as a delta against it; other
+        large bodies are zstd-compressed. A crash before this leaves valid raw blobs.
         """
         if not self._fresh:
             return
         import zstandard
 
         compressor = zstandard.ZstdCompressor(level=3)
-        fresh, self._fresh = list(self._fresh), set()
+        fresh, self._fresh = self._fresh, set()
         with self._write() as db:
+            for base, digest in self._delta_candidates(db, fresh):
+                if digest not in fresh or self._delta_depth(db, base) >= _DELTA_MAX_DEPTH:
+                    continue
+                body, base_body = self._raw_blob(db, digest), self.blob(base)
+                prefix = _common_prefix(base_body, body)
+                suffix = _common_suffix(base_body, body, min(len(base_body), len(body)) - prefix)
+                if prefix + suffix < len(body) // 2:
+                    continue
+                packed = _pack_delta(base, prefix, suffix, body[prefix : len(body) - suffix])
+                db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_DELTA, packed, digest))
+                fresh.discard(digest)
             for digest in fresh:
                 row = db.execute("SELECT data FROM blob WHERE hash=? AND codec=0", (digest,)).fetchone()
                 if row is None:
                     continue
                 packed = compressor.compress(row[0])
                 if len(packed) < 0.9 * len(row[0]):
-                    db.execute(
-                        "UPDATE blob SET codec=1, data=? WHERE hash=?", (packed, digest)
-                    )
+                    db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_ZSTD, packed, digest))
+        self._recent.clear()
+
+    def _delta_candidates(
+        self, db: sqlite3.Connection, fresh: set[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        """(previous request body, request body) pairs of consecutive steps, in step order."""
+        marks = ",".join("?" * len(fresh))
+        rows = db.execute(
+            f"SELECT run, request_body FROM exchange WHERE run IN (SELECT DISTINCT run FROM "
+            f"exchange WHERE request_body IN ({marks})) ORDER BY run, seq",
+            list(fresh),
+        ).fetchall()
+        pairs = []
+        for (run_a, body_a), (run_b, body_b) in zip(rows, rows[1:], strict=False):
+            if run_a == run_b and body_a != body_b:
+                pairs.append((body_a, body_b))
+        return pairs
+
+    def _delta_depth(self, db: sqlite3.Connection, digest: bytes) -> int:
+        depth = 0
+        while depth < _DELTA_MAX_DEPTH:
+            row = db.execute(
+                "SELECT codec, substr(data, 1, 32) FROM blob WHERE hash=?", (digest,)
+            ).fetchone()
+            if row is None or row[0] != _DELTA:
+                break
+            digest, depth = row[1], depth + 1
+        return depth
+
+    @staticmethod
+    def _raw_blob(db: sqlite3.Connection, digest: bytes) -> bytes:
+        return db.execute("SELECT data FROM blob WHERE hash=?", (digest,)).fetchone()[0]
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -446,35 +562,91 @@ class Tape:
         draws: list[Draw],
     ) -> None:
         """Write one exchange, its bodies (None: already on the tape) and the draws made
-        before it, in one transaction."""
+        before it, in one transaction, now."""
         with self._write() as db:
-            if request_body is not None:
-                self._put_blob(db, request_body, exchange.request_body)
-            if response_body is not None:
-                self._put_blob(db, response_body, exchange.response_body)
-            db.execute(
-                f"INSERT INTO exchange({_EXCHANGE_COLUMNS}) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    exchange.run,
-                    exchange.seq,
-                    exchange.batch,
-                    exchange.method,
-                    exchange.url,
-                    exchange.request_headers_json,
-                    exchange.request_body,
-                    exchange.status,
-                    exchange.response_headers_json,
-                    exchange.http_version,
-                    exchange.reason,
-                    exchange.response_body,
-                    exchange.chunks_json,
-                    exchange.error_json,
-                    exchange.started,
-                    exchange.ended,
-                ),
-            )
-            self._insert_draws(db, exchange.run, draws)
+            self._insert_exchange(db, (exchange, request_body, response_body, draws))
+
+    def submit(self, build: Callable[[], Record]) -> None:
+        """Hand an exchange to the writer thread, which builds and commits it.
+
+        Each batch the writer takes (one exchange, unless the agent outpaces the disk) is
+        one transaction, committed as soon as it is taken: the agent never waits for the
+        disk, and a process killed mid-run loses at most what was in flight.
+        """
+        if self._writer_error is not None:
+            raise self._writer_error
+        if self._writer is None:
+            self._queue = queue.SimpleQueue()
+            self._writer = threading.Thread(target=self._write_loop, name="seamtape-writer", daemon=True)
+            self._writer.start()
+        with self._pending_lock:
+            self._pending += 1
+        self._queue.put(build)
+
+    def flush(self) -> None:
+        """Wait until everything submitted is committed."""
+        with self._pending_lock:
+            while self._pending:
+                self._pending_lock.wait()
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise error
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            jobs = [self._queue.get()]
+            while len(jobs) < 256:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in jobs
+            builds = [job for job in jobs if job is not None]
+            try:
+                records = [build() for build in builds]
+                if records:
+                    with self._write() as db:
+                        for record in records:
+                            self._insert_exchange(db, record)
+            except BaseException as exc:
+                self._writer_error = (
+                    exc if isinstance(exc, TapeError) else TapeError(f"{self.path}: write failed: {exc}")
+                )
+            finally:
+                with self._pending_lock:
+                    self._pending -= len(builds)
+                    self._pending_lock.notify_all()
+
+    def _insert_exchange(self, db: sqlite3.Connection, record: Record) -> None:
+        exchange, request_body, response_body, draws = record
+        if request_body is not None:
+            self._put_blob(db, request_body, exchange.request_body)
+        if response_body is not None:
+            self._put_blob(db, response_body, exchange.response_body)
+        db.execute(
+            f"INSERT INTO exchange({_EXCHANGE_COLUMNS}) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                exchange.run,
+                exchange.seq,
+                exchange.batch,
+                exchange.method,
+                exchange.url,
+                exchange.request_headers_json,
+                exchange.request_body,
+                exchange.status,
+                exchange.response_headers_json,
+                exchange.http_version,
+                exchange.reason,
+                exchange.response_body,
+                exchange.chunks_json,
+                exchange.error_json,
+                exchange.started,
+                exchange.ended,
+            ),
+        )
+        self._insert_draws(db, exchange.run, draws)
 
     def add_draws(self, run_id: str, draws: list[Draw]) -> None:
         if draws:
@@ -564,6 +736,39 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         exchanges=n,
         draws=d,
     )
+
+
+def _pack_delta(base: bytes, prefix: int, suffix: int, middle: bytes) -> bytes:
+    """A body as the base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``."""
+    return _DELTA_HEADER.pack(base, prefix, suffix) + middle
+
+
+def _unpack_delta(data: bytes) -> tuple[bytes, int, int, bytes]:
+    base, prefix, suffix = _DELTA_HEADER.unpack_from(data)
+    return base, prefix, suffix, data[_DELTA_HEADER.size :]
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix, by binary search over memcmp-backed startswith."""
+    lo, hi, view = 0, min(len(a), len(b)), memoryview(b)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a.startswith(view[:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    lo, hi, view = 0, max(limit, 0), memoryview(b)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a.endswith(view[len(b) - mid :]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
