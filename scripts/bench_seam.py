@@ -51,7 +51,7 @@ def request_body(i: int, size: int, *, shape: str = "conversation") -> bytes:
     that share nothing with each other, the worst case for storage and comparison.
     """
     if shape == "distinct":
-        filler = ("request %d asks something new. " % i) * (size // 30)
+        filler = f"request {i} asks something new. " * (size // 30)
         return json.dumps(
             {"model": "m", "messages": [{"role": "user", "content": filler}]}
         ).encode()

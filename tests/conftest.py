@@ -48,7 +48,12 @@ class Origin:
                         origin.flaky_calls += 1
                         first = origin.flaky_calls == 1
                     if first:
-                        self._json(429, {"error": "slow down"}, n, {"retry-after": "0", "retry-after-ms": "5"})
+                        self._json(
+                            429,
+                            {"error": "slow down"},
+                            n,
+                            {"retry-after": "0", "retry-after-ms": "5"},
+                        )
                         return
                     route = "/json"
                 if route.startswith("/json"):
@@ -61,7 +66,9 @@ class Origin:
                 else:
                     self._json(404, {"error": "no route"}, n)
 
-            def _json(self, status: int, payload: Any, n: int, extra: dict[str, str] | None = None) -> None:
+            def _json(
+                self, status: int, payload: Any, n: int, extra: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response_only(status)
                 self.send_header("content-type", "application/json")
@@ -99,7 +106,9 @@ class Origin:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 

@@ -4,6 +4,7 @@ async, JSON and SSE."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import threading
@@ -26,7 +27,14 @@ def _exchange_json(client: Any, url: str, payloads: list[dict[str, Any]]) -> lis
     out = []
     for p in payloads:
         r = client.post(f"{url}/json", json=p)
-        out.append((r.status_code, r.headers.get("request-id"), r.headers.get("x-ratelimit-remaining"), r.content))
+        out.append(
+            (
+                r.status_code,
+                r.headers.get("request-id"),
+                r.headers.get("x-ratelimit-remaining"),
+                r.content,
+            )
+        )
     return out
 
 
@@ -34,7 +42,14 @@ async def _aexchange_json(client: Any, url: str, payloads: list[dict[str, Any]])
     out = []
     for p in payloads:
         r = await client.post(f"{url}/json", json=p)
-        out.append((r.status_code, r.headers.get("request-id"), r.headers.get("x-ratelimit-remaining"), r.content))
+        out.append(
+            (
+                r.status_code,
+                r.headers.get("request-id"),
+                r.headers.get("x-ratelimit-remaining"),
+                r.content,
+            )
+        )
     return out
 
 
@@ -67,7 +82,9 @@ def _drive(session: seamtape.Session, library: str, is_async: bool, kind: str, u
 @pytest.mark.parametrize("kind", ["json", "sse"])
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_replay_after_the_server_is_gone(origin, tape_path: Path, library: str, is_async: bool, kind: str) -> None:
+def test_replay_after_the_server_is_gone(
+    origin, tape_path: Path, library: str, is_async: bool, kind: str
+) -> None:
     with seamtape.record(tape_path) as rec:
         recorded = _drive(rec, library, is_async, kind, origin.url)
     seen_by_server = origin.count
@@ -111,7 +128,9 @@ def test_concurrent_requests_each_get_their_own_response(origin, tape_path: Path
             responses = await asyncio.gather(
                 *(client.post(f"{origin.url}/json", json={"who": i}) for i in range(5))
             )
-            same = await asyncio.gather(*(client.post(f"{origin.url}/json", json={"who": "same"}) for _ in range(3)))
+            same = await asyncio.gather(
+                *(client.post(f"{origin.url}/json", json={"who": "same"}) for _ in range(3))
+            )
         return [r.json() for r in responses] + sorted(r.json()["n"] for r in same)
 
     with seamtape.record(tape_path) as rec:
@@ -141,7 +160,9 @@ def test_divergence_names_run_step_request_and_path(origin, tape_path: Path) -> 
         client.post(f"{origin.url}/json", json={"messages": [{"role": "user", "content": "hi"}]})
     with pytest.raises(seamtape.DivergenceError) as info:
         with seamtape.replay(tape_path) as rep, rep.httpx_client() as client:
-            client.post(f"{origin.url}/json", json={"messages": [{"role": "user", "content": "bye"}]})
+            client.post(
+                f"{origin.url}/json", json={"messages": [{"role": "user", "content": "bye"}]}
+            )
     text = str(info.value)
     assert rec.run_id in text and "step 1" in text
     assert f"POST {origin.url}/json" in text
@@ -164,10 +185,8 @@ def test_swallowed_divergence_is_raised_when_the_block_exits(origin, tape_path: 
         client.post(f"{origin.url}/json", json={"a": 1})
     with pytest.raises(seamtape.DivergenceError, match=r"\$\.a"):
         with seamtape.replay(tape_path) as rep, rep.httpx2_client() as client:
-            try:
+            with contextlib.suppress(BaseException):  # an agent that swallows everything
                 client.post(f"{origin.url}/json", json={"a": 99})
-            except BaseException:  # an agent that swallows everything
-                pass
 
 
 def test_leftover_exchanges_diverge_unless_partial(origin, tape_path: Path) -> None:

@@ -4,7 +4,8 @@ Record every model call an agent makes into a tape, replay it bit-exact with no 
 fork it at any step, and blame the step that made a run fail.
 """
 
-from ._errors import DivergenceError, SecretWarning, SeamtapeError, TapeError, UnknownRunError
+from ._errors import DivergenceError, SeamtapeError, SecretWarning, TapeError, UnknownRunError
+from .fork import ForkResult, fork
 from .nondet import NondetSource
 from .session import Session, record, replay
 from .tape import Tape
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DivergenceError",
+    "ForkResult",
     "NondetSource",
     "SeamtapeError",
     "SecretWarning",
@@ -21,6 +23,7 @@ __all__ = [
     "TapeError",
     "UnknownRunError",
     "__version__",
+    "fork",
     "record",
     "replay",
 ]

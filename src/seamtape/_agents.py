@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import os
@@ -58,6 +57,8 @@ def run_agent(session: Session, agent: Agent) -> Any:
     """Call ``agent(session)`` (awaiting it if async) and set its result on the session."""
     result = agent(session)
     if inspect.isawaitable(result):
+        import asyncio
+
         result = asyncio.run(_await(result))
     session.result = result
     return result
@@ -67,7 +68,9 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def record_agent(path: str | os.PathLike[str], agent: Agent, *, name: str | None = None) -> RunReport:
+def record_agent(
+    path: str | os.PathLike[str], agent: Agent, *, name: str | None = None
+) -> RunReport:
     """Record one run of ``agent`` into the tape at ``path``."""
     with record(path, name=name) as session:
         result = run_agent(session, agent)

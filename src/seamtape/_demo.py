@@ -13,7 +13,7 @@ from typing import Any
 from ._errors import DivergenceError
 from .session import Session, record, replay
 
-__all__ = ["TOOLS", "run_demo", "trip_agent"]
+__all__ = ["QUESTION", "TOOLS", "run_demo", "trip_agent"]
 
 TOOLS = [
     {
@@ -47,12 +47,17 @@ def run_tool(name: str, args: dict[str, Any], nondet: Any) -> str:
     return f"unknown tool {name}"
 
 
-def trip_agent(session: Session, *, base_url: str, question: str) -> dict[str, Any]:
-    """A small tool-using agent on the official anthropic SDK."""
+QUESTION = "Plan a weekend in Lisbon: check the weather and find a hotel under 150 euros."
+
+
+def trip_agent(session: Session, question: str = QUESTION) -> dict[str, Any]:
+    """A small tool-using agent on the official anthropic SDK, calling ``session.upstream``."""
     import anthropic
 
     client = anthropic.Anthropic(
-        api_key="sk-demo-not-a-real-key", base_url=base_url, http_client=session.httpx2_client()
+        api_key="sk-demo-not-a-real-key",
+        base_url=session.upstream,
+        http_client=session.httpx2_client(),
     )
     started = session.nondet.now()
     messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
@@ -83,20 +88,20 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="seamtape-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     tape = folder / "demo.tape"
-    question = "Plan a weekend in Lisbon: check the weather and find a hotel under 150 euros."
 
     console.rule("1. record: the agent runs against the simulator on 127.0.0.1")
-    with sim.serve(sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])) as server:
-        with record(tape, name="trip-planner") as rec:
-            rec.result = trip_agent(rec, base_url=server.anthropic_base_url, question=question)
-        base_url = server.anthropic_base_url
+    with sim.serve(
+        sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])
+    ) as server:
+        with record(tape, name="trip-planner", upstream=server.anthropic_base_url) as rec:
+            rec.result = trip_agent(rec)
     console.print(f"agent answered: {rec.result['answer']!r}")
     console.print(f"tools called:   {', '.join(rec.result['tools'])}")
     show_tape(tape, run=rec.run_id, console=console)
 
     console.rule("2. replay: the simulator is stopped; every answer comes from the tape")
     with replay(tape) as rep:
-        rep.result = trip_agent(rep, base_url=base_url, question=question)
+        rep.result = trip_agent(rep)
     same = rep.digest == rec.digest and rep.result == rec.result
     console.print(
         f"replayed {rep.stats['served']} exchanges, 0 network calls, $0: "
@@ -107,7 +112,7 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
     console.rule("3. a changed agent: replay fails loudly at the first divergence")
     try:
         with replay(tape) as changed:
-            trip_agent(changed, base_url=base_url, question=question.replace("150", "90"))
+            trip_agent(changed, QUESTION.replace("150", "90"))
     except DivergenceError as exc:
         console.print(str(exc), markup=False, highlight=False)
     console.print(f"\ntape: {tape}")

@@ -101,6 +101,58 @@ def verify(tape: TapeArg) -> None:
 
 
 @app.command()
+def fork(
+    tape: TapeArg,
+    step: Annotated[int, typer.Option("--step", help="The 1-based step to substitute.")],
+    agent: AgentOpt,
+    run: RunOpt = None,
+    response: Annotated[
+        Path | None, typer.Option(help="A file holding the raw response body to answer with.")
+    ] = None,
+    edit: Annotated[
+        str | None, typer.Option(help='JSON of Step fields to change, e.g. \'{"text": "no"}\'.')
+    ] = None,
+    resample: Annotated[bool, typer.Option(help="Ask the upstream again.")] = False,
+    upstream: Annotated[
+        str | None, typer.Option(help="Base URL for live requests (default: the recorded one).")
+    ] = None,
+) -> None:
+    """Re-run an agent with one step answered differently; the prefix is served for $0."""
+    import json
+
+    from ._agents import load_agent
+    from .fork import fork as fork_run
+
+    body = None
+    if response is not None:
+        try:
+            body = response.read_bytes()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {response}: {exc.strerror}") from None
+    fields = None
+    if edit is not None:
+        try:
+            fields = json.loads(edit)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--edit is not JSON: {exc}") from None
+    result = fork_run(
+        tape,
+        run,
+        step=step,
+        agent=load_agent(agent),
+        response=body,
+        edit=fields,
+        resample=resample,
+        upstream=upstream,
+    )
+    _console().print(
+        f"forked run {result.parent} at step {result.step} → run {result.run_id}: "
+        f"{result.served} exchanges served free, {result.live} live (${result.cost_usd:.6f})"
+    )
+    _console().print_json(data=result.result)
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Where to write the demo tape (default: a temp dir).")

@@ -22,10 +22,13 @@ from .match import canonical_url, explain, find_secret, redact_headers
 from .nondet import LiveDraws, NondetSource, ServedDraws
 from .tape import Draw, Exchange, Record, Tape, blob_hash
 
-__all__ = ["Cursor", "HeaderSource", "Playback", "Ticket"]
+__all__ = ["Cursor", "HeaderSource", "Playback", "Substitute", "Ticket"]
 
 # Request headers are only read when an exchange is recorded, never on the replay path.
 HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
+
+# (method, url, body) -> (status, headers, body chunks) to answer with, or None to go live.
+Substitute = Callable[[str, str, bytes], tuple[int, list[tuple[str, str]], list[bytes]] | None]
 
 _PREFETCH = 128  # exchanges whose stored bodies are read from the tape in one query
 
@@ -59,6 +62,7 @@ class Cursor:
         served_draws: Sequence[Draw] = (),
         live: bool,
         copy_served: bool = False,
+        substitute: Substitute | None = None,
     ) -> None:
         self.tape = tape
         self.run = run
@@ -73,6 +77,7 @@ class Cursor:
         self._prefetched = 0  # exchanges before this position have had their bodies read
         self._index: dict[tuple[str, str, bytes], deque[int]] | None = None
         self._copy_served = copy_served  # a fork writes its served prefix into the new run
+        self._substitute = substitute  # a fork's answer to the first request past the prefix
         # Recording state.
         self._seq = 0
         self._in_flight = 0
@@ -100,7 +105,13 @@ class Cursor:
                 return self._serve(method, curl, body)
             if not self.live:
                 self._diverge_unrecorded(method, curl)
-            return self._ticket(method, curl, headers, body)
+            ticket = self._ticket(method, curl, headers, body)
+            substitute, self._substitute = self._substitute, None
+        if substitute is not None:
+            answer = substitute(method, curl, body)
+            if answer is not None:
+                return ticket.play(*answer)
+        return ticket
 
     def _serve(self, method: str, url: str, body: bytes) -> Playback:
         pos = self._next
@@ -398,6 +409,16 @@ class Ticket:
             self.parts.append(data)
             assert self.timings is not None
             self.timings.append((len(data), round((time.perf_counter() - self._t0) * 1000, 3)))
+
+    def play(self, status: int, headers: list[tuple[str, str]], chunks: list[bytes]) -> Playback:
+        """Answer without going live (a fork's substituted step), recording the answer."""
+        self.respond(status, list(headers), "HTTP/1.1", "")
+        for chunk in chunks:
+            self.chunk(chunk)
+        self.finish()
+        return Playback(
+            self.seq, status, [list(h) for h in headers], "HTTP/1.1", "", list(chunks), None
+        )
 
     def fail(self, exc: BaseException) -> None:
         self.error = {"type": type(exc).__name__, "message": str(exc)}

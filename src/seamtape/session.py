@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from ._errors import DivergenceError, SeamtapeError
-from .cursor import Cursor
+from .cursor import Cursor, Substitute
 from .match import explain
 from .nondet import NondetSource
 from .seams import LIBRARIES, default_inner, intercepting, transport_class
@@ -36,15 +36,26 @@ class Session:
         name: str | None = None,
         intercept: bool = False,
         partial: bool = False,
+        upstream: str | None = None,
+        fork_step: int | None = None,
+        mutation: Any = None,
+        substitute: Substitute | None = None,
     ) -> None:
-        if mode not in ("record", "replay"):
-            raise ValueError(f"mode must be 'record' or 'replay', not {mode!r}")
+        if mode not in ("record", "replay", "fork"):
+            raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
+        if mode == "fork" and (fork_step is None or fork_step < 1):
+            raise ValueError("a fork needs fork_step, the 1-based step to substitute")
         self.path = os.fspath(path)
         self.mode = mode
         self.name = name
         self._run_arg = run
         self._intercept = intercept
         self.partial = partial
+        self._upstream = upstream
+        self._live_upstream = upstream
+        self.fork_step = fork_step
+        self._mutation = mutation
+        self._substitute = substitute
         self._result: Any = _UNSET
         self.recorded: RunInfo | None = None
         self._tape: Tape | None = None
@@ -60,18 +71,22 @@ class Session:
         tape = Tape(self.path, create=self.mode == "record")
         try:
             if self.mode == "record":
-                self.run_id = tape.create_run(self.name)
+                self.run_id = tape.create_run(self.name, upstream=self._upstream)
                 self._cursor = Cursor(tape, self.run_id, live=True)
             else:
-                self.recorded = tape.run(self._run_arg)
-                self.run_id = self.recorded.id
-                self._cursor = Cursor(
-                    tape,
-                    self.run_id,
-                    served=tape.exchanges(self.run_id),
-                    served_draws=tape.draws(self.run_id),
-                    live=False,
-                )
+                self.recorded = parent = tape.run(self._run_arg)
+                self._upstream = parent.upstream
+                if self.mode == "replay":
+                    self.run_id = parent.id
+                    self._cursor = Cursor(
+                        tape,
+                        self.run_id,
+                        served=tape.exchanges(parent.id),
+                        served_draws=tape.draws(parent.id),
+                        live=False,
+                    )
+                else:
+                    self._cursor = self._fork_cursor(tape, parent)
         except BaseException:
             tape.close()
             raise
@@ -79,6 +94,30 @@ class Session:
         if self._intercept:
             self._stack.enter_context(intercepting(self._wrap, LIBRARIES))
         return self
+
+    def _fork_cursor(self, tape: Tape, parent: RunInfo) -> Cursor:
+        step = self.fork_step or 1
+        exchanges = tape.exchanges(parent.id)
+        if step > len(exchanges) + 1:
+            raise SeamtapeError(
+                f"run {parent.id} has {len(exchanges)} steps; cannot fork at step {step}"
+            )
+        self.run_id = tape.create_run(
+            self.name or f"fork of {parent.id} at step {step}",
+            parent=parent.id,
+            fork_step=step,
+            mutation=self._mutation,
+            upstream=parent.upstream,
+        )
+        return Cursor(
+            tape,
+            self.run_id,
+            served=[ex for ex in exchanges if ex.seq < step],
+            served_draws=[d for d in tape.draws(parent.id) if d.step < step],
+            live=True,
+            copy_served=True,
+            substitute=self._substitute,
+        )
 
     def __exit__(
         self,
@@ -93,7 +132,7 @@ class Session:
         try:
             cursor.close()
             self._digest = cursor.digest
-            if self.mode == "record":
+            if self.mode != "replay":
                 self._finish_record(tape, failed=exc_type is not None)
                 return
             problem = cursor.divergence
@@ -187,11 +226,25 @@ class Session:
             raise SeamtapeError("the session is not open: use it inside its `with` block")
         return self._cursor
 
+    @property
+    def upstream(self) -> str | None:
+        """The base URL the agent should call: the one its run was recorded against.
+
+        Agents that build their clients from ``session.upstream`` replay and fork unchanged;
+        a fork sends its live requests to the fork's own upstream instead.
+        """
+        return self._upstream
+
     def _wrap(self, library: str, is_async: bool, inner: Any) -> Any:
         cursor = self._live_cursor()
-        if cursor.live and inner is None:
+        if not cursor.live:
+            return transport_class(library, is_async=is_async)(cursor, None)
+        if inner is None:
             inner = default_inner(library, is_async=is_async)
-        return transport_class(library, is_async=is_async)(cursor, inner if cursor.live else None)
+        redirect = None
+        if self.mode == "fork" and self._upstream and self._live_upstream:
+            redirect = (self._upstream, self._live_upstream)
+        return transport_class(library, is_async=is_async)(cursor, inner, redirect)
 
     def httpx_transport(self, inner: Any = None) -> Any:
         """An ``httpx`` transport through this session; ``inner`` carries live requests."""
@@ -236,9 +289,14 @@ def record(
     *,
     name: str | None = None,
     intercept: bool = False,
+    upstream: str | None = None,
 ) -> Session:
-    """Record a new run into the tape at ``path`` (created if missing)."""
-    return Session(path, "record", name=name, intercept=intercept)
+    """Record a new run into the tape at ``path`` (created if missing).
+
+    ``upstream`` is the base URL the agent talks to; agents read it back as
+    ``session.upstream`` so that replays and forks build the same requests.
+    """
+    return Session(path, "record", name=name, intercept=intercept, upstream=upstream)
 
 
 def replay(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -49,6 +50,7 @@ CREATE TABLE run (
     parent    TEXT REFERENCES run(id),
     fork_step INTEGER,               -- the parent's step this run substituted
     mutation  TEXT,                  -- JSON: how the forked step was changed
+    upstream  TEXT,                  -- base URL the agent's live requests went to
     status    TEXT NOT NULL,         -- recording | complete | failed
     result    TEXT,                  -- JSON: what the agent returned
     outcome   TEXT,                  -- an oracle's verdict, when one graded the run
@@ -120,6 +122,7 @@ class RunInfo:
     parent: str | None
     fork_step: int | None
     mutation: Any
+    upstream: str | None
     status: str
     result: Any
     outcome: str | None
@@ -236,7 +239,9 @@ class Tape:
     # -- opening ---------------------------------------------------------------------------
 
     def _prepare_schema(self, create: bool) -> None:
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if not tables:
             if not create:
                 raise TapeError(f"{self.path}: empty file, not a seamtape tape")
@@ -431,12 +436,16 @@ class Tape:
                 db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_DELTA, packed, digest))
                 fresh.discard(digest)
             for digest in fresh:
-                row = db.execute("SELECT data FROM blob WHERE hash=? AND codec=0", (digest,)).fetchone()
+                row = db.execute(
+                    "SELECT data FROM blob WHERE hash=? AND codec=0", (digest,)
+                ).fetchone()
                 if row is None:
                     continue
                 packed = compressor.compress(row[0])
                 if len(packed) < 0.9 * len(row[0]):
-                    db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_ZSTD, packed, digest))
+                    db.execute(
+                        "UPDATE blob SET codec=?, data=? WHERE hash=?", (_ZSTD, packed, digest)
+                    )
         self._recent.clear()
 
     def _delta_candidates(
@@ -449,11 +458,11 @@ class Tape:
             f"exchange WHERE request_body IN ({marks})) ORDER BY run, seq",
             list(fresh),
         ).fetchall()
-        pairs = []
-        for (run_a, body_a), (run_b, body_b) in zip(rows, rows[1:], strict=False):
-            if run_a == run_b and body_a != body_b:
-                pairs.append((body_a, body_b))
-        return pairs
+        return [
+            (body_a, body_b)
+            for (run_a, body_a), (run_b, body_b) in itertools.pairwise(rows)
+            if run_a == run_b and body_a != body_b
+        ]
 
     def _delta_depth(self, db: sqlite3.Connection, digest: bytes) -> int:
         depth = 0
@@ -479,12 +488,13 @@ class Tape:
         parent: str | None = None,
         fork_step: int | None = None,
         mutation: Any = None,
+        upstream: str | None = None,
     ) -> str:
         run_id = uuid.uuid4().hex[:12]
         with self._write() as db:
             db.execute(
-                "INSERT INTO run(id, name, created, parent, fork_step, mutation, status) "
-                "VALUES(?, ?, ?, ?, ?, ?, 'recording')",
+                "INSERT INTO run(id, name, created, parent, fork_step, mutation, upstream, status) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, 'recording')",
                 (
                     run_id,
                     name,
@@ -492,6 +502,7 @@ class Tape:
                     parent,
                     fork_step,
                     None if mutation is None else json.dumps(mutation),
+                    upstream,
                 ),
             )
         return run_id
@@ -525,8 +536,8 @@ class Tape:
     def runs(self) -> list[RunInfo]:
         with self._guard():
             rows = self._db.execute(
-                "SELECT id, name, created, parent, fork_step, mutation, status, result, outcome, "
-                "digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
+                "SELECT id, name, created, parent, fork_step, mutation, upstream, status, result, "
+                "outcome, digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
                 "(SELECT count(*) FROM draw d WHERE d.run = run.id) "
                 "FROM run ORDER BY created, rowid"
             ).fetchall()
@@ -577,7 +588,9 @@ class Tape:
             raise self._writer_error
         if self._writer is None:
             self._queue = queue.SimpleQueue()
-            self._writer = threading.Thread(target=self._write_loop, name="seamtape-writer", daemon=True)
+            self._writer = threading.Thread(
+                target=self._write_loop, name="seamtape-writer", daemon=True
+            )
             self._writer.start()
         with self._pending_lock:
             self._pending += 1
@@ -611,7 +624,9 @@ class Tape:
                             self._insert_exchange(db, record)
             except BaseException as exc:
                 self._writer_error = (
-                    exc if isinstance(exc, TapeError) else TapeError(f"{self.path}: write failed: {exc}")
+                    exc
+                    if isinstance(exc, TapeError)
+                    else TapeError(f"{self.path}: write failed: {exc}")
                 )
             finally:
                 with self._pending_lock:
@@ -720,7 +735,21 @@ class Tape:
 
 
 def _run_info(row: tuple[Any, ...]) -> RunInfo:
-    rid, name, created, parent, fork_step, mutation, status, result, outcome, digest, n, d = row
+    (
+        rid,
+        name,
+        created,
+        parent,
+        fork_step,
+        mutation,
+        upstream,
+        status,
+        result,
+        outcome,
+        digest,
+        n,
+        d,
+    ) = row
     return RunInfo(
         id=rid,
         name=name,
@@ -728,6 +757,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         parent=parent,
         fork_step=fork_step,
         mutation=None if mutation is None else json.loads(mutation),
+        upstream=upstream,
         status=status,
         result=None if result is None else json.loads(result),
         has_result=result is not None,
@@ -789,6 +819,4 @@ def _check_sqlite_header(path: Path) -> None:
     wal = path.with_name(path.name + "-wal")
     wal_pending = wal.exists() and wal.stat().st_size > 0
     if pages and not wal_pending and size < pages * page_size:
-        raise TapeError(
-            f"{path}: damaged tape, truncated ({size} bytes of {pages * page_size})"
-        )
+        raise TapeError(f"{path}: damaged tape, truncated ({size} bytes of {pages * page_size})")

@@ -1,6 +1,6 @@
 """Where bytes are captured: short adapters between a library's objects and the cursor."""
 
-from ._httpx import LIBRARIES, default_inner, transport_class
+from ._httpx import LIBRARIES, Redirect, default_inner, transport_class
 from ._intercept import intercepting
 
-__all__ = ["LIBRARIES", "default_inner", "intercepting", "transport_class"]
+__all__ = ["LIBRARIES", "Redirect", "default_inner", "intercepting", "transport_class"]

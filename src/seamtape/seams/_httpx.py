@@ -16,7 +16,10 @@ from typing import Any
 
 from ..cursor import Cursor, Playback, Ticket
 
-__all__ = ["LIBRARIES", "transport_class"]
+__all__ = ["LIBRARIES", "Redirect", "transport_class"]
+
+# (the upstream a run was recorded against, the upstream its live requests go to now)
+Redirect = tuple[str, str] | None
 
 LIBRARIES = ("httpx", "httpx2")
 
@@ -69,7 +72,11 @@ def _classes(library: str) -> tuple[type, type]:
             request=request,
         )
         parts = playback.parts
-        if len(parts) <= 1 and playback.error is None and "content-encoding" not in response.headers:
+        if (
+            len(parts) <= 1
+            and playback.error is None
+            and "content-encoding" not in response.headers
+        ):
             # A body that arrived whole and unencoded is handed over already read, as a
             # mock or ASGI transport does; reading it again would only re-run the decoders.
             response._content = parts[0] if parts else b""
@@ -133,15 +140,18 @@ def _classes(library: str) -> tuple[type, type]:
     class SeamTransport(lib.BaseTransport):  # type: ignore[name-defined]
         """Records, replays or forks through ``cursor``; ``inner`` carries live requests."""
 
-        def __init__(self, cursor: Cursor, inner: Any = None) -> None:
-            self.cursor, self.inner = cursor, inner
+        def __init__(self, cursor: Cursor, inner: Any = None, redirect: Redirect = None) -> None:
+            self.cursor, self.inner, self.redirect = cursor, inner, redirect
 
         def handle_request(self, request: Any) -> Any:
             body = request.read()
-            fate = self.cursor.begin(request.method, str(request.url), lambda: request.headers.raw, body)
+            fate = self.cursor.begin(
+                request.method, str(request.url), lambda: request.headers.raw, body
+            )
             if type(fate) is Playback:
                 return play(fate, request)
             assert isinstance(fate, Ticket)
+            _redirect(lib, request, self.redirect)
             try:
                 response = self.inner.handle_request(request)
             except Exception as exc:
@@ -157,15 +167,18 @@ def _classes(library: str) -> tuple[type, type]:
                 self.inner.close()
 
     class AsyncSeamTransport(lib.AsyncBaseTransport):  # type: ignore[name-defined]
-        def __init__(self, cursor: Cursor, inner: Any = None) -> None:
-            self.cursor, self.inner = cursor, inner
+        def __init__(self, cursor: Cursor, inner: Any = None, redirect: Redirect = None) -> None:
+            self.cursor, self.inner, self.redirect = cursor, inner, redirect
 
         async def handle_async_request(self, request: Any) -> Any:
             body = await request.aread()
-            fate = self.cursor.begin(request.method, str(request.url), lambda: request.headers.raw, body)
+            fate = self.cursor.begin(
+                request.method, str(request.url), lambda: request.headers.raw, body
+            )
             if type(fate) is Playback:
                 return play(fate, request)
             assert isinstance(fate, Ticket)
+            _redirect(lib, request, self.redirect)
             try:
                 response = await self.inner.handle_async_request(request)
             except Exception as exc:
@@ -183,6 +196,17 @@ def _classes(library: str) -> tuple[type, type]:
     SeamTransport.__qualname__ = SeamTransport.__name__ = "SeamTransport"
     SeamTransport.__module__ = AsyncSeamTransport.__module__ = f"seamtape.seams.{library}"
     return SeamTransport, AsyncSeamTransport
+
+
+def _redirect(lib: ModuleType, request: Any, redirect: Redirect) -> None:
+    """Send a live request that was recorded against one upstream to another instead."""
+    if redirect is None:
+        return
+    recorded, live = redirect
+    url = str(request.url)
+    if recorded and live and url.startswith(recorded):
+        request.url = lib.URL(live.rstrip("/") + url[len(recorded.rstrip("/")) :])
+        request.headers["host"] = request.url.netloc.decode("ascii")
 
 
 def _transport_error(lib: ModuleType, error: dict[str, str], request: Any = None) -> Exception:

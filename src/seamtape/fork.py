@@ -1,0 +1,195 @@
+"""Fork a run at a step: the prefix is served from the tape for $0, the step is substituted,
+and the rest is recorded live against an upstream."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ._agents import Agent, run_agent
+from ._errors import SeamtapeError
+from .session import Session
+from .tape import Exchange, Tape
+
+__all__ = ["ForkResult", "fork", "steps_of"]
+
+
+@dataclass
+class ForkResult:
+    run_id: str
+    parent: str
+    step: int
+    mutation: dict[str, Any]
+    result: Any
+    served: int  # prefix exchanges served from the tape, free
+    live: int  # exchanges recorded live (the substituted step counts here only if resampled)
+    cost_usd: float  # priced from the usage in the live responses
+    digest: str
+
+
+def fork(
+    tape: str | os.PathLike[str],
+    run: str | None = None,
+    *,
+    step: int,
+    agent: Agent,
+    response: bytes | None = None,
+    edit: dict[str, Any] | None = None,
+    resample: bool = False,
+    upstream: str | None = None,
+    name: str | None = None,
+) -> ForkResult:
+    """Re-run ``agent`` with step ``step`` of ``run`` answered differently.
+
+    Exactly one of: ``response`` (a raw response body), ``edit`` (fields of the step's
+    normalized ``Step`` to change, e.g. ``{"text": "..."}``, re-encoded by its wire codec),
+    or ``resample=True`` (ask the upstream again). Live requests go to ``upstream``, by
+    default the upstream the run was recorded against.
+    """
+    chosen = [response is not None, edit is not None, resample]
+    if sum(chosen) != 1:
+        raise SeamtapeError("fork needs exactly one of response=, edit= or resample=True")
+    with Tape(tape) as t:
+        parent = t.run(run) if run else _latest_root(t)
+        exchanges = t.exchanges(parent.id)
+        if not 1 <= step <= len(exchanges):
+            raise SeamtapeError(f"run {parent.id} has steps 1 to {len(exchanges)}; no step {step}")
+        original = exchanges[step - 1]
+        bodies = (original.request_bytes(), original.response_bytes())
+    if response is not None:
+        mutation: dict[str, Any] = {"kind": "response", "bytes": len(response)}
+        answer: tuple[int, list[tuple[str, str]], list[bytes]] | None = _raw_answer(
+            original, response
+        )
+    elif edit is not None:
+        mutation = {"kind": "edit", "fields": edit}
+        answer = edited_answer(original, bodies, edit)
+    else:
+        mutation = {"kind": "resample"}
+        answer = None
+
+    def substitute(method: str, url: str, body: bytes) -> Any:
+        return answer
+
+    session = Session(
+        tape,
+        "fork",
+        run=parent.id,
+        name=name,
+        upstream=upstream,
+        fork_step=step,
+        mutation=mutation,
+        substitute=substitute,
+    )
+    with session:
+        result = run_agent(session, agent)
+        stats = session.stats
+    return ForkResult(
+        run_id=session.run_id,
+        parent=parent.id,
+        step=step,
+        mutation=mutation,
+        result=result,
+        served=stats["served"],
+        live=stats["live"] - (0 if resample else 1),
+        cost_usd=live_cost(tape, session.run_id, after=step - (1 if resample else 0)),
+        digest=session.digest,
+    )
+
+
+def _latest_root(tape: Tape) -> Any:
+    """The latest run that is not itself a fork: what "the run" means to a user."""
+    roots = [r for r in tape.runs() if r.parent is None]
+    return roots[-1] if roots else tape.run()
+
+
+def _raw_answer(original: Exchange, body: bytes) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """The recorded status and headers around a new body (its length set, no encoding)."""
+    headers = [
+        (k, v)
+        for k, v in original.response_headers
+        if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+    ]
+    headers.append(("content-length", str(len(body))))
+    return original.status or 200, headers, [body]
+
+
+def edited_answer(
+    original: Exchange, bodies: tuple[bytes, bytes], edit: dict[str, Any]
+) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    """The step's response re-built by its codec with ``edit`` applied to the decoded Step."""
+    from . import wire
+
+    step = wire.decode(
+        original.method,
+        original.url,
+        original.request_headers,
+        bodies[0],
+        original.status,
+        original.response_headers,
+        bodies[1],
+    )
+    changed = apply_edit(step, edit)
+    encoded = wire.encode_response(changed, stream=step.stream)
+    return encoded.status, list(encoded.headers), list(encoded.chunks)
+
+
+def apply_edit(step: Any, edit: dict[str, Any]) -> Any:
+    """A copy of ``step`` with the edited fields; tool calls may be given as plain dicts."""
+    from . import wire
+
+    fields = {f.name for f in dataclasses.fields(step)}
+    unknown = sorted(set(edit) - fields)
+    if unknown:
+        raise SeamtapeError(
+            f"cannot edit {', '.join(unknown)}: a Step has {', '.join(sorted(fields))}"
+        )
+    values = dict(edit)
+    if "tool_calls" in values:
+        values["tool_calls"] = [
+            c if isinstance(c, wire.ToolCall) else wire.ToolCall(**c) for c in values["tool_calls"]
+        ]
+        values.setdefault("stop_reason", "tool_use" if values["tool_calls"] else "end_turn")
+    if "usage" in values and isinstance(values["usage"], dict):
+        values["usage"] = wire.Usage(**values["usage"])
+    return dataclasses.replace(step, **values)
+
+
+def steps_of(tape: Tape, run_id: str) -> list[Any]:
+    """Each exchange of a run decoded by its wire codec (None where no codec applies)."""
+    from . import wire
+
+    out = []
+    exchanges = tape.exchanges(run_id)
+    bodies = tape.blobs(h for ex in exchanges for h in (ex.request_body, ex.response_body))
+    for ex in exchanges:
+        try:
+            out.append(
+                wire.decode(
+                    ex.method,
+                    ex.url,
+                    ex.request_headers,
+                    bodies[ex.request_body],
+                    ex.status,
+                    ex.response_headers,
+                    bodies[ex.response_body],
+                )
+            )
+        except ValueError:
+            out.append(None)
+    return out
+
+
+def live_cost(tape: str | os.PathLike[str], run_id: str, *, after: int) -> float:
+    """Cost of a run's steps past ``after``, priced from their recorded usage."""
+    from . import wire
+
+    with Tape(tape) as t:
+        steps = steps_of(t, run_id)
+    total = 0.0
+    for seq, step in enumerate(steps, start=1):
+        if seq > after and step is not None:
+            total += wire.cost(step) or 0.0
+    return total
