@@ -89,7 +89,13 @@ class Cursor:
         self.served_exchanges = 0
         live_draws = LiveDraws(self._record_draw) if live else None
         self.nondet = NondetSource(
-            ServedDraws(served_draws, run=run, on_served=self._serve_draw, then=live_draws)
+            ServedDraws(
+                served_draws,
+                run=run,
+                on_served=self._serve_draw,
+                on_divergence=self._latch,
+                then=live_draws,
+            )
         )
         self._served_draws_total = len(served_draws)
 
@@ -187,9 +193,13 @@ class Cursor:
     # -- divergence ------------------------------------------------------------------------
 
     def _fail(self, error: DivergenceError) -> None:
+        self._latch(error)
+        raise error
+
+    def _latch(self, error: DivergenceError) -> None:
+        """Keep the first divergence: the session raises it at exit even if it was swallowed."""
         if self.divergence is None:
             self.divergence = error
-        raise error
 
     def _diverge_unrecorded(self, method: str, url: str) -> None:
         self._fail(
@@ -289,7 +299,6 @@ class Cursor:
             self._open.discard(ticket)
             self.live_exchanges += 1
             draws = self._take_draws()
-        # Hashing and encoding happen on the tape's writer thread, off the agent's path.
         self.tape.submit(lambda: self._build(ticket, ended, draws))
 
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
@@ -352,13 +361,11 @@ class Cursor:
         """Commit streams left open and draws not yet written."""
         for ticket in list(self._open):
             ticket.finish()
-        self.tape.flush()
         with self._lock:
             self.tape.add_draws(self.run, self._take_draws())
 
     @property
     def digest(self) -> str:
-        self.tape.flush()
         return self._digest.hexdigest()
 
 

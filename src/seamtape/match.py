@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 __all__ = [
     "REDACTED",
@@ -74,14 +74,21 @@ def canonical_url(url: str) -> str:
         return cached
     result = url
     if "?" in url:
-        parts = urlsplit(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if any(k.lower() in _SECRET_QUERY for k, _ in pairs):
-            masked = [(k, REDACTED if k.lower() in _SECRET_QUERY else v) for k, v in pairs]
-            result = urlunsplit(parts._replace(query=urlencode(masked, safe="<>")))
+        base, _, rest = url.partition("?")
+        query, hash_mark, fragment = rest.partition("#")
+        # Mask values in place, leaving every other byte of the query as the client sent it.
+        fields = [_mask_field(field) for field in query.split("&")]
+        result = f"{base}?{'&'.join(fields)}{hash_mark}{fragment}"
     if len(_url_cache) < 4096:
         _url_cache[url] = result
     return result
+
+
+def _mask_field(field: str) -> str:
+    name, eq, _ = field.partition("=")
+    if eq and unquote_plus(name).lower() in _SECRET_QUERY:
+        return f"{name}={REDACTED}"
+    return field
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

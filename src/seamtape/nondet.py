@@ -12,7 +12,7 @@ import time as _time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from ._errors import DivergenceError
 from .tape import Draw
@@ -51,9 +51,11 @@ class ServedDraws:
         *,
         run: str,
         on_served: Callable[[str, Any], None],
+        on_divergence: Callable[[DivergenceError], None] = lambda error: None,
         then: LiveDraws | None = None,
     ) -> None:
         self._draws = draws
+        self._on_divergence = on_divergence
         self._next = 0
         self._run = run
         self._on_served = on_served
@@ -67,21 +69,24 @@ class ServedDraws:
         if self._next >= len(self._draws):
             if self._then is not None:
                 return self._then.draw(kind, live)
-            raise DivergenceError(
+            self._diverge(
                 f"draw {self._next + 1}: the agent asked for {kind}(), but the recording "
-                f"made only {len(self._draws)} draws",
-                run=self._run,
+                f"made only {len(self._draws)} draws"
             )
         recorded = self._draws[self._next]
         if recorded.kind != kind:
-            raise DivergenceError(
+            self._diverge(
                 f"draw {recorded.seq}: the agent asked for {kind}(), the tape has "
-                f"{recorded.kind}() here",
-                run=self._run,
+                f"{recorded.kind}() here"
             )
         self._next += 1
         self._on_served(kind, recorded.value)
         return recorded.value, False
+
+    def _diverge(self, reason: str) -> NoReturn:
+        error = DivergenceError(reason, run=self._run)
+        self._on_divergence(error)
+        raise error
 
 
 class NondetSource:

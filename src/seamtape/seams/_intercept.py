@@ -19,7 +19,10 @@ __all__ = ["intercepting"]
 # (library, is_async, inner transport) -> the session's seam transport around it
 Wrap = Callable[[str, bool, Any], Any]
 
-_active: contextvars.ContextVar[Wrap | None] = contextvars.ContextVar("seamtape_wrap", default=None)
+# The open intercepting blocks of this context, innermost last.
+_active: contextvars.ContextVar[tuple[Wrap, ...]] = contextvars.ContextVar(
+    "seamtape_wraps", default=()
+)
 _lock = threading.Lock()
 _users = 0
 _originals: list[tuple[type, Callable[..., None]]] = []
@@ -29,11 +32,12 @@ _originals: list[tuple[type, Callable[..., None]]] = []
 def intercepting(wrap: Wrap, libraries: tuple[str, ...]) -> Iterator[None]:
     """While open, clients of ``libraries`` built in this context are wrapped by ``wrap``."""
     _install(libraries)
-    token = _active.set(wrap)
+    _active.set((*_active.get(), wrap))
     try:
         yield
     finally:
-        _active.reset(token)
+        # Not a token reset: blocks may close in any order, and each removes only itself.
+        _active.set(tuple(w for w in _active.get() if w is not wrap))
         _uninstall()
 
 
@@ -67,9 +71,10 @@ def _uninstall() -> None:
 def _patched(init: Callable[..., None], library: str, is_async: bool) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        wrap = _active.get()
-        if wrap is None or getattr(self._transport, "cursor", None) is not None:
+        wraps = _active.get()
+        if not wraps or getattr(self._transport, "cursor", None) is not None:
             return
+        wrap = wraps[-1]
         self._transport = wrap(library, is_async, self._transport)
         self._mounts = {
             pattern: None if mounted is None else wrap(library, is_async, mounted)
