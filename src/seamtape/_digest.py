@@ -27,11 +27,16 @@ class Digest:
     """Accumulates exchange hashes by step and draws in order; ``hexdigest`` chains them."""
 
     def __init__(self) -> None:
-        self._steps: dict[int, bytes] = {}
+        self._steps: dict[int, bytes | tuple[Any, ...]] = {}
         self._draws = hashlib.sha256(_SEED + b" draws")
 
     def add_exchange(self, step: int, digest: bytes) -> None:
         self._steps[step] = digest
+
+    def add_exchange_parts(self, step: int, *parts: Any) -> None:
+        """Like ``add_exchange`` with ``exchange_hash``'s arguments, hashed when read: replay
+        keeps the hashing off each request's path."""
+        self._steps[step] = parts
 
     def add_draw(self, kind: str, value: Any) -> None:
         self._draws.update(kind.encode() + b"\0" + json.dumps(value).encode() + b"\0")
@@ -39,5 +44,8 @@ class Digest:
     def hexdigest(self) -> str:
         chain = hashlib.sha256(_SEED).digest()
         for step in sorted(self._steps):
-            chain = hashlib.sha256(chain + self._steps[step]).digest()
+            entry = self._steps[step]
+            if isinstance(entry, tuple):
+                entry = self._steps[step] = exchange_hash(*entry)
+            chain = hashlib.sha256(chain + entry).digest()
         return hashlib.sha256(chain + self._draws.digest()).hexdigest()

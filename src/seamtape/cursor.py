@@ -50,7 +50,10 @@ class Cursor:
     """Serves a run's exchanges from the tape, records new ones, or serves a prefix then records.
 
     ``served`` are the recorded exchanges to serve (replay, or a fork's prefix); ``live``
-    says whether requests past them go to the network and are recorded.
+    says whether requests past them go to the network and are recorded. With ``extend``
+    (a live cursor), a request that does not match ends the serving instead of diverging:
+    it and everything after it are recorded live, and the recording's remaining exchanges
+    and draws are dropped (pytest's ``--tape-mode=new``).
     """
 
     def __init__(
@@ -63,7 +66,10 @@ class Cursor:
         live: bool,
         copy_served: bool = False,
         substitute: Substitute | None = None,
+        extend: bool = False,
     ) -> None:
+        if extend and not live:
+            raise ValueError("an extending cursor records what it cannot serve: it must be live")
         self.tape = tape
         self.run = run
         self.live = live
@@ -78,6 +84,7 @@ class Cursor:
         self._index: dict[tuple[str, str, bytes], deque[int]] | None = None
         self._copy_served = copy_served  # a fork writes its served prefix into the new run
         self._substitute = substitute  # a fork's answer to the first request past the prefix
+        self._extend = extend
         # Recording state.
         self._seq = 0
         self._in_flight = 0
@@ -88,15 +95,19 @@ class Cursor:
         self.live_exchanges = 0
         self.served_exchanges = 0
         live_draws = LiveDraws(self._record_draw) if live else None
-        self.nondet = NondetSource(
-            ServedDraws(
-                served_draws,
-                run=run,
-                on_served=self._serve_draw,
-                on_divergence=self._latch,
-                then=live_draws,
-            )
+        served_source = ServedDraws(
+            served_draws,
+            run=run,
+            on_served=self._serve_draw,
+            # An extending cursor answers a draw that differs live; it is no divergence.
+            on_divergence=(lambda error: None) if extend else self._latch,
+            then=live_draws,
         )
+        self._draw_source: ServedDraws | _ServedUntilMismatch = served_source
+        if extend:
+            assert live_draws is not None
+            self._draw_source = _ServedUntilMismatch(served_source, live_draws)
+        self.nondet = NondetSource(self._draw_source)
         self._served_draws_total = len(served_draws)
 
     # -- the decision ----------------------------------------------------------------------
@@ -108,7 +119,9 @@ class Cursor:
         curl = canonical_url(url)
         with self._lock:
             if self._next < len(self._served):
-                return self._serve(method, curl, body)
+                playback = self._serve(method, curl, body)
+                if playback is not None:
+                    return playback
             if not self.live:
                 self._diverge_unrecorded(method, curl)
             ticket = self._ticket(method, curl, headers, body)
@@ -119,7 +132,8 @@ class Cursor:
                 return ticket.play(*answer)
         return ticket
 
-    def _serve(self, method: str, url: str, body: bytes) -> Playback:
+    def _serve(self, method: str, url: str, body: bytes) -> Playback | None:
+        """The recorded response to this request; None when an extending cursor stops serving."""
         pos = self._next
         expected = self._served[pos]
         if expected.method == method and expected.url == url:
@@ -132,8 +146,19 @@ class Cursor:
         for candidate in self._candidates(method, url, received):
             if self._served[candidate].batch == expected.batch:
                 return self._consume(candidate, received)
+        if self._extend:
+            self._stop_serving()
+            return None
         self._diverge_mismatch(method, url, body)
         raise AssertionError("unreachable")
+
+    def _stop_serving(self) -> None:
+        """Drop the recording's unserved exchanges and draws: from here on the run is live."""
+        kept = [ex for ex, done in zip(self._served, self._consumed, strict=True) if done]
+        self._served, self._consumed = kept, [True] * len(kept)
+        self._next, self._index = len(kept), None
+        if isinstance(self._draw_source, _ServedUntilMismatch):
+            self._draw_source.stopped = True
 
     def _candidates(self, method: str, url: str, body_hash: bytes) -> list[int]:
         if self._index is None:
@@ -150,22 +175,20 @@ class Cursor:
 
     def _consume(self, pos: int, request_hash: bytes) -> Playback:
         ex = self._served[pos]
-        response_body = self.tape.blob(ex.response_body)
+        response_body = self.tape.blob(ex.response_body, remember=False)
         self._consumed[pos] = True
         while self._next < len(self._served) and self._consumed[self._next]:
             self._next += 1
         self.served_exchanges += 1
-        self._digest.add_exchange(
+        self._digest.add_exchange_parts(
             ex.seq,
-            exchange_hash(
-                ex.method,
-                ex.url,
-                request_hash,
-                ex.status,
-                ex.response_headers_json,
-                ex.response_body,
-                ex.error_json,
-            ),
+            ex.method,
+            ex.url,
+            request_hash,
+            ex.status,
+            ex.response_headers_json,
+            ex.response_body,
+            ex.error_json,
         )
         if self._copy_served:
             self._seq = max(self._seq, ex.seq)
@@ -367,6 +390,27 @@ class Cursor:
     @property
     def digest(self) -> str:
         return self._digest.hexdigest()
+
+
+class _ServedUntilMismatch:
+    """An extending cursor's draws: recorded ones while the agent asks for the kinds the tape
+    holds, live ones from the first that differs or once the cursor stops serving."""
+
+    def __init__(self, served: ServedDraws, live: LiveDraws) -> None:
+        self._served, self._live = served, live
+        self.stopped = False
+
+    @property
+    def remaining(self) -> int:
+        return 0 if self.stopped else self._served.remaining
+
+    def draw(self, kind: str, live: Callable[[], Any]) -> tuple[Any, bool]:
+        if not self.stopped:
+            try:
+                return self._served.draw(kind, live)
+            except DivergenceError:
+                self.stopped = True
+        return self._live.draw(kind, live)
 
 
 class Ticket:

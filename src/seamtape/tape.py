@@ -343,13 +343,14 @@ class Tape:
                 raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
         return row
 
-    def blob(self, digest: bytes) -> bytes:
-        """A body by its hash, decoded."""
+    def blob(self, digest: bytes, *, remember: bool = True) -> bytes:
+        """A body by its hash, decoded; ``remember`` keeps it as a base for the next delta."""
         known = self._recent.get(digest)
         if known is not None:
             return known
         codec, data = self._row(digest)
-        return self._remember(digest, self._decode(codec, data))
+        body = self._decode(codec, data)
+        return self._remember(digest, body) if remember else body
 
     def blobs(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
         wanted = list(dict.fromkeys(digests))
@@ -531,6 +532,11 @@ class Tape:
     def set_outcome(self, run_id: str, outcome: str | None) -> None:
         with self._write() as db:
             db.execute("UPDATE run SET outcome=? WHERE id=?", (outcome, run_id))
+
+    def set_fork_step(self, run_id: str, step: int) -> None:
+        """Where a run left its parent, when that is known only once it ends (an extension)."""
+        with self._write() as db:
+            db.execute("UPDATE run SET fork_step=? WHERE id=?", (step, run_id))
 
     def runs(self) -> list[RunInfo]:
         with self._guard():
