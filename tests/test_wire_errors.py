@@ -115,6 +115,15 @@ def test_malformed_request_json_is_a_codec_error(api: str) -> None:
         decode("POST", url, [], b"{not json", 200, JSON, b"{}")
 
 
+@pytest.mark.parametrize("api", ["anthropic.messages", "bedrock.invoke"])
+def test_json_that_is_not_a_message_is_a_codec_error(api: str) -> None:
+    url, body = request(api, False)
+    with pytest.raises(
+        CodecError, match=rf'^{api}: response body is not a message: it has no "content"'
+    ):
+        decode("POST", url, [], body, 200, JSON, b'{"n": 1, "echo": {}}')
+
+
 def test_a_wrong_shape_names_the_missing_field() -> None:
     url, body = request("openai.chat", False)
     with pytest.raises(

@@ -121,6 +121,8 @@ def usage_in(raw: dict[str, Any]) -> Usage:
 
 def fill_message(step: Step, message: dict[str, Any]) -> None:
     """Fill the response side of ``step`` from a whole message object."""
+    if not isinstance(message.get("content"), list):
+        raise CodecError('response body is not a message: it has no "content" list')
     step.response_id = message.get("id", "")
     step.model = message.get("model") or step.model
     texts = []
