@@ -1,59 +1,210 @@
-"""What a person reads about a tape: tables for the terminal."""
+"""What a person reads about a tape: tables for the terminal.
+
+Each exchange is read through the wire codecs as a step (provider, model, stop reason, tool
+calls, tokens, cost). An exchange no codec can read is still listed, as raw bytes, with the
+codec's reason below the table: a tape is never shown with holes in it.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from .tape import Tape
+from .tape import Exchange, RunInfo, Tape
 
-__all__ = ["show_tape"]
+__all__ = ["StepRow", "show_tape", "step_rows"]
+
+# (header, justify, folds): the url, model and tool calls fold onto more lines when the
+# console is narrow; the short columns keep their width.
+_COLUMNS = [
+    ("step", "right", False),
+    ("method", "left", False),
+    ("url", "left", True),
+    ("status", "right", False),
+    ("provider", "left", False),
+    ("model", "left", True),
+    ("stop", "left", False),
+    ("tool calls", "left", True),
+    ("tokens\nin/out", "right", False),
+    ("cost $", "right", False),
+    ("bytes\nreq/resp", "right", False),
+    ("ms", "right", False),
+]
+_FOLD_MIN = 10  # below this a folded path or model id is unreadable
+
+
+@dataclass
+class StepRow:
+    """One exchange as ``show`` lists it; ``step`` is None when no codec could read it."""
+
+    exchange: Exchange
+    request_size: int
+    response_size: int
+    step: Any = None  # a wire.Step
+    note: str = ""  # why the exchange is shown as raw bytes
+
+
+def step_rows(tape: Tape, run_id: str) -> list[StepRow]:
+    """Every exchange of a run, decoded where a codec can read it."""
+    from . import wire
+
+    exchanges = tape.exchanges(run_id)
+    # One query for every body of the run, rather than one per exchange.
+    bodies = tape.blobs(h for ex in exchanges for h in (ex.request_body, ex.response_body))
+    rows = []
+    for ex in exchanges:
+        request, response = bodies[ex.request_body], bodies[ex.response_body]
+        row = StepRow(ex, len(request), len(response))
+        if ex.status == 0:
+            row.note = f"no response: {_error_text(ex)}"
+        else:
+            try:
+                row.step = wire.decode(
+                    ex.method,
+                    ex.url,
+                    ex.request_headers,
+                    request,
+                    ex.status,
+                    ex.response_headers,
+                    response,
+                )
+            except wire.CodecError as exc:
+                row.note = str(exc)
+                if ex.error:  # the stream broke on the wire; that is why it does not decode
+                    row.note += f" (transport error: {_error_text(ex)})"
+        rows.append(row)
+    return rows
 
 
 def show_tape(path: str | os.PathLike[str], *, run: str | None = None, console: Any) -> None:
-    """Print each run of the tape (or only ``run``) with its exchanges."""
-    from rich.table import Table
-
+    """Print each run of the tape (or only ``run``) with its steps and their totals."""
     with Tape(path) as tape:
         runs = [tape.run(run)] if run else tape.runs()
         if not runs:
             console.print(f"{path}: no runs")
         for info in runs:
-            created = datetime.fromtimestamp(info.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            lineage = f", forked from {info.parent} at step {info.fork_step}" if info.parent else ""
-            title = (
-                f"run {info.id}"
-                + (f" ({info.name})" if info.name else "")
-                + f" · {info.status} · {created} UTC{lineage}"
-            )
-            table = Table(title=title, title_justify="left")
-            for name, justify in [
-                ("step", "right"),
-                ("method", "left"),
-                ("url", "left"),
-                ("status", "right"),
-                ("req bytes", "right"),
-                ("resp bytes", "right"),
-                ("ms", "right"),
-            ]:
-                table.add_column(name, justify=justify)  # type: ignore[arg-type]
-            sizes = _sizes(tape, info.id)
-            for ex in tape.exchanges(info.id):
-                status = str(ex.status) if ex.status else f"error: {(ex.error or {}).get('type')}"
-                table.add_row(
-                    str(ex.seq),
-                    ex.method,
-                    ex.url,
-                    status,
-                    str(sizes.get(ex.request_body, "?")),
-                    str(sizes.get(ex.response_body, "?")),
-                    f"{ex.duration_ms:.0f}",
-                )
-            console.print(table)
-            digest = (info.digest or "-")[:16]
-            console.print(f"  {info.exchanges} exchanges, {info.draws} draws, digest {digest}\n")
+            _show_run(console, info, step_rows(tape, info.id))
 
 
-def _sizes(tape: Tape, run_id: str) -> dict[bytes, int]:
-    return tape.blob_sizes(run_id)
+def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    created = datetime.fromtimestamp(info.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    lineage = f", forked from {info.parent} at step {info.fork_step}" if info.parent else ""
+    hosts = sorted({_host(r.exchange.url) for r in rows})
+    title = (
+        f"run {info.id}"
+        + (f" ({info.name})" if info.name else "")
+        + f" · {info.status} · {created} UTC{lineage}"
+        + (f" · {', '.join(hosts)}" if hosts else "")
+    )
+    table = Table(
+        title=Text(title, style="table.title"),  # Text: names and paths are not markup
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    for name, justify, folds in _COLUMNS:
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            overflow="fold",
+            no_wrap=not folds,
+            min_width=_FOLD_MIN if folds else None,
+        )
+    cells = [_cells(row) for row in rows]
+    for line in cells:
+        table.add_row(*map(Text, line))
+    if not console.is_terminal or console.width < _folded_width(cells):
+        # Piped (rich then assumes 80 columns) or too narrow to fold: print whole lines, wider
+        # than the console, rather than cut or drop a column; grep then finds a step on one line.
+        natural = Measurement.get(console, console.options.update(width=1_000_000), table)
+        table.width = max(natural.maximum, console.width)
+    console.print(table, crop=False)
+    for row in rows:
+        if row.step is None:
+            note = f"  step {row.exchange.seq}: raw bytes: {row.note}"
+            console.print(note, markup=False, soft_wrap=True)
+    console.print(f"  {_totals(info, rows)}\n", markup=False, soft_wrap=True)
+
+
+def _folded_width(cells: list[list[str]]) -> int:
+    """The narrowest the table gets with its long columns folded and the others whole."""
+    total = 0
+    for i, (name, _, folds) in enumerate(_COLUMNS):
+        widest = max([len(part) for part in name.split("\n")] + [len(line[i]) for line in cells])
+        total += min(widest, _FOLD_MIN) if folds else widest
+        total += 2  # padding and separator
+    return total
+
+
+def _cells(row: StepRow) -> list[str]:
+    ex, step = row.exchange, row.step
+    status = str(ex.status) if ex.status else f"error: {(ex.error or {}).get('type')}"
+    if step is None:
+        decoded = ["raw", "", "", "", "", ""]
+    else:
+        decoded = [
+            step.provider,
+            step.model,
+            step.stop_reason or "",
+            ", ".join(call.name for call in step.tool_calls),
+            f"{_tokens_in(step)}/{step.usage.output_tokens}",
+            "-" if step.cost_usd is None else f"{step.cost_usd:.6f}",
+        ]
+    return [
+        str(ex.seq),
+        ex.method,
+        _path(ex.url),
+        status,
+        *decoded,
+        f"{row.request_size}/{row.response_size}",
+        f"{ex.duration_ms:.0f}",
+    ]
+
+
+def _totals(info: RunInfo, rows: list[StepRow]) -> str:
+    steps = [r.step for r in rows if r.step is not None]
+    tokens_in = sum(_tokens_in(s) for s in steps)
+    tokens_out = sum(s.usage.output_tokens for s in steps)
+    priced = [s.cost_usd for s in steps if s.cost_usd is not None]
+    unpriced = len(steps) - len(priced)
+    cost = f"${sum(priced):.6f}" + (f" ({unpriced} steps unpriced)" if unpriced else "")
+    raw = len(rows) - len(steps)
+    digest = (info.digest or "-")[:16]
+    return (
+        f"{info.exchanges} exchanges"
+        + (f" ({raw} raw)" if raw else "")
+        + f", {info.draws} draws, tokens {tokens_in} in / {tokens_out} out, cost {cost}, "
+        + f"digest {digest}"
+    )
+
+
+def _tokens_in(step: Any) -> int:
+    """Every prompt token, cached or not (the codecs count cache reads and writes apart)."""
+    usage = step.usage
+    return usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+
+
+def _path(url: str) -> str:
+    """The path and query, percent-decoded for reading (Bedrock quotes the ':' of model ids)."""
+    parts = urlsplit(url)
+    return unquote(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+
+def _error_text(ex: Exchange) -> str:
+    error = ex.error or {}
+    return f"{error.get('type', 'error')}: {error.get('message', '')}".rstrip(": ")

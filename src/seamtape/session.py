@@ -40,10 +40,13 @@ class Session:
         fork_step: int | None = None,
         mutation: Any = None,
         substitute: Substitute | None = None,
+        extend: bool = False,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
-        if mode == "fork" and (fork_step is None or fork_step < 1):
+        if extend and mode != "fork":
+            raise ValueError("extend=True is a kind of fork: use it with mode='fork'")
+        if mode == "fork" and not extend and (fork_step is None or fork_step < 1):
             raise ValueError("a fork needs fork_step, the 1-based step to substitute")
         self.path = os.fspath(path)
         self.mode = mode
@@ -56,6 +59,8 @@ class Session:
         self.fork_step = fork_step
         self._mutation = mutation
         self._substitute = substitute
+        # Serve the whole parent while requests match; record live from the first that does not.
+        self._extend = extend
         self._result: Any = _UNSET
         self.recorded: RunInfo | None = None
         self._tape: Tape | None = None
@@ -96,8 +101,8 @@ class Session:
         return self
 
     def _fork_cursor(self, tape: Tape, parent: RunInfo) -> Cursor:
-        step = self.fork_step or 1
         exchanges = tape.exchanges(parent.id)
+        step = len(exchanges) + 1 if self._extend else self.fork_step or 1
         if step > len(exchanges) + 1:
             raise SeamtapeError(
                 f"run {parent.id} has {len(exchanges)} steps; cannot fork at step {step}"
@@ -117,6 +122,7 @@ class Session:
             live=True,
             copy_served=True,
             substitute=self._substitute,
+            extend=self._extend,
         )
 
     def __exit__(
@@ -166,6 +172,10 @@ class Session:
             result=self._result if has_result else None,
             has_result=has_result,
         )
+        if self._extend and self._cursor is not None:
+            # The run left its parent at the first step that was not served from it.
+            self.fork_step = self._cursor.served_exchanges + 1
+            tape.set_fork_step(self.run_id, self.fork_step)
 
     def _replay_problem(self, cursor: Cursor) -> DivergenceError | None:
         if not self.partial:
@@ -282,6 +292,26 @@ class Session:
 
         transport = self.async_httpx2_transport(kwargs.pop("transport", None))
         return httpx2.AsyncClient(transport=transport, **kwargs)
+
+    def attach_botocore(self, client: Any) -> Any:
+        """Tee every operation of a boto3/botocore ``client`` through this session; returns it.
+
+        Recording, each request goes out through the client's own HTTP session, with its retry
+        handler in charge, so each attempt is its own exchange. Replaying, botocore parses
+        responses served from the tape (streams included) and nothing reaches the network;
+        dummy credentials are enough. The client is detached when the block exits.
+        """
+        from .seams import BotocoreSeam
+
+        cursor = self._live_cursor()
+        send = client._endpoint.http_session.send if cursor.live else None
+        redirect = None
+        if self.mode == "fork" and self._upstream and self._live_upstream:
+            redirect = (self._upstream, self._live_upstream)
+        seam = BotocoreSeam(cursor, send, redirect)
+        if seam.attach(client):  # attaching twice to one session is a no-op
+            self._stack.callback(seam.detach)
+        return client
 
 
 def record(

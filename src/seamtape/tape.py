@@ -95,6 +95,7 @@ _RAW, _ZSTD, _DELTA = 0, 1, 2
 _COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
 _DELTA_MAX_DEPTH = 16  # a delta's base may itself be a delta, this many times at most
 _DELTA_HEADER = struct.Struct(">32sQQ")  # base hash, shared prefix length, shared suffix length
+_BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write to commit
 
 
 # An exchange ready to write: the row, its two bodies (None: already stored) and the draws
@@ -216,7 +217,11 @@ class Tape:
         else:
             _check_sqlite_header(self.path)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # Forks from several processes write to one tape (blame's trials): a writer that
+            # finds the tape locked waits up to _BUSY_TIMEOUT seconds rather than failing.
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT
+            )
         except sqlite3.Error as exc:
             raise TapeError(f"{self.path}: cannot open ({exc})") from None
         try:
@@ -776,7 +781,8 @@ def _check_sqlite_header(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    wal = path.with_name(path.name + "-wal")
-    wal_pending = wal.exists() and wal.stat().st_size > 0
-    if pages and not wal_pending and size < pages * page_size:
+    # Only a tape at rest can be judged by its length: while any connection has it open
+    # (a -shm file), or a WAL holds pages, the header's page count may run ahead of the file.
+    at_rest = not any(path.with_name(path.name + s).exists() for s in ("-wal", "-shm"))
+    if pages and at_rest and size < pages * page_size:
         raise TapeError(f"{path}: damaged tape, truncated ({size} bytes of {pages * page_size})")

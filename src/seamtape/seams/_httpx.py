@@ -31,8 +31,17 @@ def transport_class(library: str, *, is_async: bool) -> type:
 
 
 def default_inner(library: str, *, is_async: bool) -> Any:
+    """The library's own HTTP transport, sharing one TLS context across sessions."""
     lib = importlib.import_module(library)
-    return lib.AsyncHTTPTransport() if is_async else lib.HTTPTransport()
+    verify = _tls_context(library)
+    return lib.AsyncHTTPTransport(verify=verify) if is_async else lib.HTTPTransport(verify=verify)
+
+
+@functools.cache
+def _tls_context(library: str) -> Any:
+    # Building a TLS context loads the CA bundle (tens of ms); a fork or blame trial opens a
+    # session each, so they share one, as the library's own default clients would.
+    return importlib.import_module(library).create_ssl_context()
 
 
 @functools.cache

@@ -1,0 +1,41 @@
+"""A tool-using agent on the official ``openai`` SDK, Chat Completions: record, then replay.
+
+python examples/openai_chat_agent.py
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+from _shared import MAX_TURNS, QUESTION, TOOLS, record_then_replay, run_tool
+
+import seamtape
+
+TOOL_PARAMS = [{"type": "function", "function": t} for t in TOOLS]
+
+
+def agent(session: seamtape.Session) -> dict[str, Any]:
+    client = openai.OpenAI(
+        api_key="not-a-real-key", base_url=session.upstream, http_client=session.httpx2_client()
+    )
+    messages: list[Any] = [{"role": "user", "content": QUESTION}]
+    called = []
+    for _ in range(MAX_TURNS):
+        completion = client.chat.completions.create(
+            model="sim-gpt", messages=messages, tools=TOOL_PARAMS
+        )
+        message = completion.choices[0].message
+        messages.append(message)
+        if not message.tool_calls:
+            return {"answer": message.content, "tools": called}
+        for call in message.tool_calls:
+            called.append(call.function.name)
+            output = run_tool(call.function.name, json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
+    return {"answer": None, "tools": called}
+
+
+if __name__ == "__main__":
+    record_then_replay(agent, upstream="openai_base_url", name="openai-chat")
