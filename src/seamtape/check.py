@@ -1,0 +1,250 @@
+"""The replay-check gate: every tape a manifest lists replays bit-exact, or CI fails.
+
+A manifest (``replay.toml``) lists tapes, the run to replay in each, the agent entry point
+that made it and, optionally, an oracle that grades the agent's result::
+
+    pythonpath = [".."]            # where entry points import from, relative to this file
+
+    [[replay]]
+    tape = "trip.tape"             # relative to this file
+    run = "trip-planner"           # id, id prefix or name; default the tape's latest run
+    agent = "fixtures.agents:trip_agent"
+    oracle = "fixtures.agents:answered"   # optional: result -> bool (or an outcome string)
+    outcome = "success"            # optional: what the oracle must say (default: the run's
+                                   # recorded outcome, else "success")
+
+Each replay compares the agent's requests, its draws and its returned result with the
+recording, and its digest with the recorded digest; nothing reaches the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._errors import DivergenceError, SeamtapeError
+
+__all__ = ["CheckReport", "ManifestError", "ReplayEntry", "TapeCheck", "check_replay"]
+
+MANIFEST = "replay.toml"
+_KEYS = {"tape", "run", "agent", "oracle", "outcome"}
+
+
+class ManifestError(SeamtapeError):
+    """The manifest cannot be used: unreadable, malformed, or naming what does not exist."""
+
+
+@dataclass
+class ReplayEntry:
+    """One line of the manifest, resolved: the tape exists, the run and entry points load."""
+
+    tape: Path
+    run: str  # the run's id
+    label: str  # how the table and the JUnit report name it: tape[:run]
+    steps: int
+    agent: Callable[..., Any]
+    oracle: Callable[[Any], Any] | None = None
+    outcome: str | None = None  # what the oracle must say
+
+
+@dataclass
+class TapeCheck:
+    """How one tape replayed."""
+
+    label: str
+    tape: str
+    run: str
+    steps: int
+    ok: bool
+    verdict: str  # "bit-exact", "diverged", "digest differs", "oracle", "error"
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class CheckReport:
+    manifest: Path
+    checks: list[TapeCheck] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> list[TapeCheck]:
+        return [check for check in self.checks if not check.ok]
+
+
+def check_replay(
+    path: str | os.PathLike[str] = "fixtures",
+    *,
+    junit: str | os.PathLike[str] | None = None,
+    block_network: bool = True,
+) -> CheckReport:
+    """Replay every tape listed in the manifest at ``path`` (a directory holding
+    ``replay.toml``, or the manifest itself) and report each; ``junit`` writes JUnit XML.
+
+    Raises ``ManifestError`` before replaying anything when the manifest is unusable.
+    With ``block_network`` (the default) a replay that opens a real socket fails.
+    """
+    started = time.perf_counter()
+    manifest = _manifest_path(Path(path))
+    entries = load_manifest(manifest)
+    report = CheckReport(manifest)
+    for entry in entries:
+        report.checks.append(_check(entry, block_network=block_network))
+    report.seconds = time.perf_counter() - started
+    if junit is not None:
+        write_junit(report, junit)
+    return report
+
+
+def _manifest_path(path: Path) -> Path:
+    manifest = path / MANIFEST if path.is_dir() else path
+    if not manifest.is_file():
+        raise ManifestError(f"{manifest}: no such manifest (expected a directory with {MANIFEST})")
+    return manifest
+
+
+def load_manifest(manifest: Path) -> list[ReplayEntry]:
+    """Read and resolve a manifest: every tape, run and entry point must exist."""
+    import tomllib
+
+    from ._agents import AgentError, load_agent
+    from .tape import Tape
+
+    try:
+        doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(f"{manifest}: cannot read the manifest: {exc}") from None
+    base = manifest.parent
+    for folder in _strings(doc.get("pythonpath", []), manifest, "pythonpath"):
+        resolved = str((base / folder).resolve())
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
+    items = doc.get("replay")
+    if not isinstance(items, list) or not items:
+        raise ManifestError(f"{manifest}: no [[replay]] entries")
+    entries = []
+    for n, item in enumerate(items, start=1):
+        where = f"{manifest}: [[replay]] entry {n}"
+        if not isinstance(item, dict):
+            raise ManifestError(f"{where}: not a table")
+        unknown = sorted(set(item) - _KEYS)
+        missing = sorted({"tape", "agent"} - set(item))
+        if unknown or missing:
+            problem = f"unknown key(s) {', '.join(unknown)}" if unknown else ""
+            problem += ("; " if problem else "") + (
+                f"missing {', '.join(missing)}" if missing else ""
+            )
+            raise ManifestError(f"{where}: {problem} (keys: {', '.join(sorted(_KEYS))})")
+        if not all(isinstance(v, str) for v in item.values()):
+            raise ManifestError(f"{where}: every value must be a string")
+        tape = base / item["tape"]
+        try:
+            with Tape(tape) as opened:
+                run = opened.run(item.get("run"))
+        except SeamtapeError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+        try:
+            agent = load_agent(item["agent"])
+            oracle = load_agent(item["oracle"]) if "oracle" in item else None
+        except AgentError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+        label = item["tape"] + (f":{item['run']}" if "run" in item else "")
+        entries.append(
+            ReplayEntry(
+                tape=tape,
+                run=run.id,
+                label=label,
+                steps=run.exchanges,
+                agent=agent,
+                oracle=oracle,
+                outcome=(item.get("outcome") or run.outcome or "success") if oracle else None,
+            )
+        )
+    return entries
+
+
+def _strings(value: Any, manifest: Path, key: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{manifest}: {key} must be a list of strings")
+    return value
+
+
+def _check(entry: ReplayEntry, *, block_network: bool) -> TapeCheck:
+    from ._agents import replay_agent
+    from ._network import blocking
+
+    check = TapeCheck(entry.label, str(entry.tape), entry.run, entry.steps, False, "error")
+    started = time.perf_counter()
+    try:
+        with blocking() if block_network else contextlib.nullcontext():
+            replayed = replay_agent(entry.tape, entry.agent, run=entry.run)
+        check.steps = replayed.served
+        if not replayed.bit_exact:
+            check.verdict = "digest differs"
+            check.detail = (
+                f"run {entry.run}: replayed digest {replayed.digest[:16]}, "
+                f"recorded {(replayed.recorded_digest or '-')[:16]}"
+            )
+        else:
+            graded = None if entry.oracle is None else _grade(entry.oracle, replayed.result)
+            if graded != entry.outcome:
+                check.verdict = "oracle"
+                check.detail = f"the oracle graded the result {graded!r}, not {entry.outcome!r}"
+            else:
+                check.ok, check.verdict = True, "bit-exact"
+    except DivergenceError as exc:
+        check.verdict, check.detail = "diverged", str(exc)
+    except Exception as exc:  # the agent's own failure is this tape's verdict, not the gate's
+        check.detail = f"{type(exc).__name__}: {exc}"
+    check.seconds = time.perf_counter() - started
+    return check
+
+
+def _grade(oracle: Callable[[Any], Any], result: Any) -> str:
+    verdict = oracle(result)
+    if isinstance(verdict, str):
+        return verdict
+    return "success" if verdict else "failure"
+
+
+def write_junit(report: CheckReport, path: str | os.PathLike[str]) -> None:
+    """JUnit XML, one test case per tape, as CI systems read test results."""
+    import xml.etree.ElementTree as ET
+
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="seamtape check-replay",
+        tests=str(len(report.checks)),
+        failures=str(len(report.failures)),
+        errors="0",
+        skipped="0",
+        time=f"{report.seconds:.3f}",
+    )
+    for check in report.checks:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="seamtape.check-replay",
+            name=check.label,
+            time=f"{check.seconds:.3f}",
+        )
+        if not check.ok:
+            first = check.detail.splitlines()[0] if check.detail else ""
+            failure = ET.SubElement(case, "failure", message=f"{check.verdict}: {first}")
+            failure.text = f"{check.tape} run {check.run}\n{check.detail}"
+    ET.indent(suites)
+    Path(path).write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n")
