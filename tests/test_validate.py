@@ -1,0 +1,118 @@
+"""`seamtape validate` and `seamtape bench`: a quick end-to-end run, the controls' statistics,
+and --check failing against a committed report with better numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seamtape import faults, validate
+from seamtape.cli import app
+
+QUICK = validate.Config(
+    fixtures=3,
+    controls=1,
+    position_steps=3,
+    max_steps=5,
+    max_trials=6,
+    workers=1,
+    permutations=20,
+    position_permutations=200,
+)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("experiments")
+    doc = validate.run_validate(QUICK)
+    validate.save(doc, out, validate.markdown, "validate")
+    return doc, out
+
+
+def test_a_quick_validate_runs_end_to_end_and_writes_its_report(
+    quick_report: tuple[dict, Path],
+) -> None:
+    doc, out = quick_report
+    saved = json.loads((out / "validate.json").read_text())
+    assert saved["config"] == json.loads(json.dumps(doc["config"]))
+    assert len(saved["fixtures"]) == 3 and len(saved["control_fixtures"]) == 1
+    assert {r["root"] for r in saved["position_fixtures"]} == {1, 2, 3}
+    assert 0 <= saved["overall"]["top1"]["low"] <= saved["overall"]["top1"]["rate"] <= 1
+    assert saved["cost"]["live_calls"] > 0 and saved["cost"]["uniform_calls"] > 0
+    assert set(saved["controls"]) == {"no_fault", "blind", "position"}
+    page = (out / "blame.md").read_text()
+    assert "<!-- validate:begin -->" in page and "seamtape validate --fixtures 3" in page
+
+
+def test_check_passes_against_itself_and_fails_against_better_numbers(
+    quick_report: tuple[dict, Path],
+) -> None:
+    doc, _ = quick_report
+    assert validate.check(doc, doc) == []
+    better = copy.deepcopy(doc)
+    better["overall"]["top1"]["rate"] = 1.5
+    better["cost"]["ratio"] = 0.0
+    problems = validate.check(doc, better)
+    assert any("overall top-1" in p for p in problems)
+    assert any("live calls" in p for p in problems)
+
+
+def test_the_check_command_exits_1_against_a_doctored_committed_report(
+    quick_report: tuple[dict, Path], tmp_path: Path
+) -> None:
+    doc, _ = quick_report
+    doctored = copy.deepcopy(json.loads(json.dumps(doc)))
+    doctored["config"].update(fixtures=1, controls=0, position_steps=3, max_steps=3)
+    doctored["overall"]["top1"]["rate"] = 1.5  # no real run can reach it
+    (tmp_path / "validate.json").write_text(json.dumps(doctored))
+    result = CliRunner().invoke(app, ["validate", "--check", "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "overall top-1 fell" in result.output
+    assert (
+        json.loads((tmp_path / "validate.json").read_text()) == doctored
+    )  # --check writes nothing
+
+
+def test_position_test_is_one_when_precision_is_flat_and_small_when_it_is_not() -> None:
+    flat = [(3, 0), (3, 0), (3, 0)]
+    assert validate.chi_square_permutation(flat, 500, random.Random(0)) == 1.0
+    skewed = [(8, 0), (8, 0), (0, 8), (0, 8)]
+    assert validate.chi_square_permutation(skewed, 500, random.Random(0)) < 0.01
+
+
+def test_a_blind_engine_is_right_at_chance() -> None:
+    trials = [[1, 4, 0], [2, 10, 9], [3, 4, 0], [4, 4, 1]]  # step 2 flips, as a cause would
+    rng = random.Random(0)
+    blind = sum(validate.shuffled_precision(trials, 2, rng) for _ in range(4000)) / 4000
+    assert blind < 0.25 + 0.05
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
+    page = tmp_path / "blame.md"
+    validate.write_section(page, "validate", "first-body")
+    validate.write_section(page, "bench", "bench-body")
+    validate.write_section(page, "validate", "second-body")
+    text = page.read_text()
+    assert "second-body" in text and "bench-body" in text and "first-body" not in text
+    assert text.index("second-body") < text.index("bench-body")
+
+
+def test_bench_scenarios_fail_and_their_planted_steps_are_found(tmp_path: Path) -> None:
+    from seamtape import bench
+
+    for scenario in bench.SCENARIOS:
+        world, roles = bench._world(0, scenario)
+        plan = faults.Design(0, scenario, world, bench.ACCOUNTS + 1, None)
+        with faults.planted(plan, tmp_path) as fx:
+            assert fx.failed, scenario
+            where = bench._locate(fx.tape, fx.run_id, world, roles)
+        expected = set(roles.values())
+        if scenario == "root_and_echo":
+            expected |= {"echo"}
+            assert where["echo"] == where["root"] + 1
+        assert set(where) == expected, (scenario, where)
