@@ -69,10 +69,14 @@ async def _await(awaitable: Any) -> Any:
 
 
 def record_agent(
-    path: str | os.PathLike[str], agent: Agent, *, name: str | None = None
+    path: str | os.PathLike[str],
+    agent: Agent,
+    *,
+    name: str | None = None,
+    upstream: str | None = None,
 ) -> RunReport:
-    """Record one run of ``agent`` into the tape at ``path``."""
-    with record(path, name=name) as session:
+    """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``."""
+    with record(path, name=name, upstream=upstream) as session:
         result = run_agent(session, agent)
         stats = session.stats
     return RunReport(session.run_id, session.digest, result, stats["served"], stats["live"])

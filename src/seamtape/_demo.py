@@ -109,7 +109,27 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
         + f" (digest {rep.digest[:16]})"
     )
 
-    console.rule("3. a changed agent: replay fails loudly at the first divergence")
+    console.rule("3. fork: what if step 2 had answered differently?")
+    from .fork import fork
+
+    with sim.serve(
+        sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])
+    ) as server:
+        branch = fork(
+            tape,
+            rec.run_id,
+            step=2,
+            agent=trip_agent,
+            edit={"text": "No hotel fits that budget; try another weekend.", "tool_calls": []},
+            upstream=server.anthropic_base_url,
+        )
+    console.print(
+        f"run {branch.run_id}: step 1 served from the tape for $0, step 2 substituted, "
+        f"{branch.live} live after it; the agent now answers {branch.result['answer']!r} "
+        f"having called {branch.result['tools'] or 'no more tools'}"
+    )
+
+    console.rule("4. a changed agent: replay fails loudly at the first divergence")
     try:
         with replay(tape) as changed:
             trip_agent(changed, QUESTION.replace("150", "90"))

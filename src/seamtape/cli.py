@@ -51,13 +51,38 @@ def record(
     tape: TapeArg,
     agent: AgentOpt,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL the agent calls, as session.upstream (default: the simulator)."
+        ),
+    ] = None,
+    sim_policy: Annotated[
+        str | None,
+        typer.Option("--sim-policy", help="The simulator's policy when no --upstream is given."),
+    ] = None,
 ) -> None:
     """Run an agent and record every model call it makes into TAPE."""
+    import contextlib
+
     from ._agents import load_agent, record_agent
 
-    report = record_agent(tape, load_agent(agent), name=name)
+    fn = load_agent(agent)
+    with contextlib.ExitStack() as stack:
+        if upstream is None:
+            from . import sim
+
+            try:
+                policy = sim.policy_from_spec(sim_policy)
+            except (ValueError, OSError, KeyError) as exc:
+                raise typer.BadParameter(
+                    f"{sim_policy!r}: {exc}", param_hint="--sim-policy"
+                ) from None
+            upstream = stack.enter_context(sim.serve(policy)).base_url
+        report = record_agent(tape, fn, name=name, upstream=upstream)
     _console().print(
-        f"recorded run {report.run_id}: {report.live} exchanges, digest {report.digest[:16]}"
+        f"recorded run {report.run_id} against {upstream}: {report.live} exchanges, "
+        f"digest {report.digest[:16]}"
     )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._agents import Agent, run_agent
 from ._errors import SeamtapeError
-from .session import Session
-from .tape import Exchange, Tape
+
+if TYPE_CHECKING:  # the session stack loads when a fork runs, not when seamtape is imported
+    from ._agents import Agent
+    from .tape import Exchange, Tape
 
 __all__ = ["ForkResult", "fork", "steps_of"]
 
@@ -48,6 +49,10 @@ def fork(
     or ``resample=True`` (ask the upstream again). Live requests go to ``upstream``, by
     default the upstream the run was recorded against.
     """
+    from ._agents import run_agent
+    from .session import Session
+    from .tape import Tape
+
     chosen = [response is not None, edit is not None, resample]
     if sum(chosen) != 1:
         raise SeamtapeError("fork needs exactly one of response=, edit= or resample=True")
@@ -185,6 +190,7 @@ def steps_of(tape: Tape, run_id: str) -> list[Any]:
 def live_cost(tape: str | os.PathLike[str], run_id: str, *, after: int) -> float:
     """Cost of a run's steps past ``after``, priced from their recorded usage."""
     from . import wire
+    from .tape import Tape
 
     with Tape(tape) as t:
         steps = steps_of(t, run_id)
