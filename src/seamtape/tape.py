@@ -95,6 +95,7 @@ _RAW, _ZSTD, _DELTA = 0, 1, 2
 _COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
 _DELTA_MAX_DEPTH = 16  # a delta's base may itself be a delta, this many times at most
 _DELTA_HEADER = struct.Struct(">32sQQ")  # base hash, shared prefix length, shared suffix length
+_PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
 _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write to commit
 
 
@@ -326,6 +327,8 @@ class Tape:
 
     def prefetch(self, digests: Iterable[bytes]) -> None:
         """Read these blobs' stored rows in one query, ahead of ``blob`` and ``body_equals``."""
+        if len(self._rows) > _PREFETCH_KEEP:
+            self._rows.clear()  # the earlier windows' rows: replay has moved past them
         wanted = [d for d in dict.fromkeys(digests) if d not in self._rows]
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
@@ -338,7 +341,8 @@ class Tape:
                 self._rows[digest] = (codec, data)
 
     def _row(self, digest: bytes) -> tuple[int, bytes]:
-        row = self._rows.pop(digest, None)
+        # Not popped: one body may answer many steps (identical responses share a blob).
+        row = self._rows.get(digest)
         if row is None:
             with self._guard():
                 row = self._db.execute(

@@ -133,7 +133,28 @@ def _redirect(request: Any, redirect: Redirect) -> None:
         request.url = live.rstrip("/") + request.url[len(recorded.rstrip("/")) :]
 
 
-class _TeeRaw:
+class _Readable:
+    """The file-like reading surface botocore uses on urllib3's response, over ``read``."""
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readlines(self) -> list[bytes]:
+        return self.read().splitlines(keepends=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readlines())
+
+
+class _TeeRaw(_Readable):
     """The live urllib3 response; each read is noted on the ticket as botocore makes it.
 
     botocore reads with ``decode_content=False``, so the tape holds the bytes as they came off
@@ -171,20 +192,6 @@ class _TeeRaw:
             self._ticket.finish()
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readlines(self) -> list[bytes]:
-        return self.read().splitlines(keepends=True)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.readlines())
-
     def close(self) -> None:
         try:
             self._inner.close()
@@ -192,7 +199,7 @@ class _TeeRaw:
             self._ticket.finish()
 
 
-class _PlaybackRaw:
+class _PlaybackRaw(_Readable):
     """A recorded body with the reading surface botocore uses on urllib3's response.
 
     ``stream()`` yields the body in the chunks it arrived in; the recorded error, if any, is
@@ -231,20 +238,6 @@ class _PlaybackRaw:
             out += part
         self._position += len(out)
         return bytes(out)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readlines(self) -> list[bytes]:
-        return self.read().splitlines(keepends=True)
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.readlines())
 
     def tell(self) -> int:
         return self._position
