@@ -48,14 +48,9 @@ class BenchConfig:
     workers: int = 2
 
     def command(self) -> str:
-        base = BenchConfig()
-        flags = [
-            f"--{name.replace('_', '-')} {value}"
-            for name, value in asdict(self).items()
-            if value != getattr(base, name)
-            and name in ("seed", "max_trials", "temperature", "workers")
-        ]
-        return " ".join(["seamtape bench", *flags])
+        from .validate import command_line
+
+        return command_line("bench", self, ("seed", "max_trials", "temperature", "workers"))
 
 
 # --- the worlds -------------------------------------------------------------------------------

@@ -298,7 +298,7 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
     agent = load_agent(spec.agent) if isinstance(spec.agent, str) else spec.agent
     name = f"blame {spec.run} step {spec.step} #{spec.attempt} {uuid.uuid4().hex[:8]}"
     perturb: dict[str, Any] = {"resample": True} if spec.edit is None else {"edit": spec.edit}
-    error, result, run_id = None, None, None
+    error, result, run_id, cost = None, None, None, None
     try:
         forked = fork(
             spec.tape,
@@ -309,7 +309,7 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
             name=name,
             **perturb,
         )
-        result, run_id = forked.result, forked.run_id
+        result, run_id, cost = forked.result, forked.run_id, forked.cost_usd
     except DivergenceError as exc:
         return TrialOutcome(spec.attempt, spec.step, None, False, False, 0, 0.0, fatal=str(exc))
     except Exception as exc:  # the perturbed agent crashed: a failed run, not a failed trial
@@ -342,7 +342,8 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
         success=success,
         identical=identical,
         live=live,
-        cost_usd=live_cost(spec.tape, run_id, after=first - 1),
+        # fork priced its own live tail; a fork that raised is priced from the tape
+        cost_usd=cost if cost is not None else live_cost(spec.tape, run_id, after=first - 1),
         error=error,
     )
 

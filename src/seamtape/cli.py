@@ -468,9 +468,15 @@ def validate(
     """Score blame against injected faults with a known root cause, with three controls."""
     from . import validate as v
 
-    console = _console()
-    committed = _committed(out / "validate.json") if check else None
-    cfg = v.Config(
+    def summary(doc: dict[str, Any]) -> str:
+        o, c, t = doc["overall"], doc["cost"], doc["targets"]
+        return (
+            f"top-1 {o['top1']['rate']:.3f} [{o['top1']['low']:.2f}, {o['top1']['high']:.2f}], "
+            f"top-3 {o['top3']['rate']:.3f}; live calls {c['ratio']:.3f} of uniform; controls "
+            f"{'behave' if t['controls_ok'] else 'DO NOT BEHAVE'}; {doc['seconds']} s"
+        )
+
+    config = v.Config(
         fixtures=fixtures,
         controls=controls,
         position_steps=position_steps,
@@ -480,21 +486,7 @@ def validate(
         temperature=temperature,
         workers=workers,
     )
-    if committed is not None:
-        cfg = v.Config(**committed["config"])
-        console.print(f"checking against {out / 'validate.json'}: {cfg.command()}")
-    doc = v.run_validate(cfg, progress=lambda line: console.print(line, markup=False))
-    o, c, t = doc["overall"], doc["cost"], doc["targets"]
-    console.print(
-        f"top-1 {o['top1']['rate']:.3f} [{o['top1']['low']:.2f}, {o['top1']['high']:.2f}], "
-        f"top-3 {o['top3']['rate']:.3f}; live calls {c['ratio']:.3f} of uniform; controls "
-        f"{'behave' if t['controls_ok'] else 'DO NOT BEHAVE'}; {doc['seconds']} s"
-    )
-    if committed is not None:
-        _check_outcome(console, v.check(doc, committed))
-        return
-    v.save(doc, out, v.markdown, "validate")
-    console.print(f"wrote {out / 'validate.json'} and {out / 'blame.md'}")
+    _experiment("validate", config, v.run_validate, v.check, v.markdown, summary, out, check)
 
 
 @app.command()
@@ -510,23 +502,51 @@ def bench(
 ) -> None:
     """Plant competing causes in one run and report how blame reads each of them."""
     from . import bench as b
+
+    config = b.BenchConfig(
+        seed=seed, max_trials=max_trials, temperature=temperature, workers=workers
+    )
+    _experiment(
+        "bench",
+        config,
+        b.run_bench,
+        b.check,
+        b.markdown,
+        lambda doc: (
+            f"{doc['expected']} of {doc['readings']} readings as expected; {doc['seconds']} s"
+        ),
+        out,
+        check,
+    )
+
+
+def _experiment(
+    name: str,
+    config: Any,
+    run: Any,
+    compare: Any,
+    markdown: Any,
+    summary: Any,
+    out: Path,
+    check: bool,
+) -> None:
+    """Run validate or bench: write its report, or with --check re-run the committed
+    settings and compare, writing nothing."""
     from . import validate as v
 
     console = _console()
-    committed = _committed(out / "bench.json") if check else None
-    cfg = b.BenchConfig(seed=seed, max_trials=max_trials, temperature=temperature, workers=workers)
+    report = out / f"{name}.json"
+    committed = _committed(report) if check else None
     if committed is not None:
-        cfg = b.BenchConfig(**committed["config"])
-        console.print(f"checking against {out / 'bench.json'}: {cfg.command()}")
-    doc = b.run_bench(cfg, progress=lambda line: console.print(line, markup=False))
-    console.print(
-        f"{doc['expected']} of {doc['readings']} readings as expected; {doc['seconds']} s"
-    )
+        config = type(config)(**committed["config"])
+        console.print(f"checking against {report}: {config.command()}")
+    doc = run(config, progress=lambda line: console.print(line, markup=False))
+    console.print(summary(doc))
     if committed is not None:
-        _check_outcome(console, b.check(doc, committed))
+        _check_outcome(console, compare(doc, committed))
         return
-    v.save(doc, out, b.markdown, "bench")
-    console.print(f"wrote {out / 'bench.json'} and {out / 'blame.md'}")
+    v.save(doc, out, markdown, name)
+    console.print(f"wrote {report} and {out / 'blame.md'}")
 
 
 def _committed(path: Path) -> Any:

@@ -108,7 +108,6 @@ class Cursor:
             assert live_draws is not None
             self._draw_source = _ServedUntilMismatch(served_source, live_draws)
         self.nondet = NondetSource(self._draw_source)
-        self._served_draws_total = len(served_draws)
 
     # -- the decision ----------------------------------------------------------------------
 
@@ -320,9 +319,10 @@ class Cursor:
         with self._lock:
             self._in_flight -= 1
             self._open.discard(ticket)
-            self.live_exchanges += 1
+            if not ticket.substituted:  # a fork's substituted answer never went out
+                self.live_exchanges += 1
             draws = self._take_draws()
-        self.tape.submit(lambda: self._build(ticket, ended, draws))
+        self.tape.add_exchange(*self._build(ticket, ended, draws))
 
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
@@ -443,6 +443,7 @@ class Ticket:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._done = False
+        self.substituted = False
 
     def respond(
         self,
@@ -463,6 +464,7 @@ class Ticket:
 
     def play(self, status: int, headers: list[tuple[str, str]], chunks: list[bytes]) -> Playback:
         """Answer without going live (a fork's substituted step), recording the answer."""
+        self.substituted = True
         self.respond(status, list(headers), "HTTP/1.1", "")
         for chunk in chunks:
             self.chunk(chunk)

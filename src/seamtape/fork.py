@@ -25,7 +25,9 @@ class ForkResult:
     mutation: dict[str, Any]
     result: Any
     served: int  # prefix exchanges served from the tape, free
-    live: int  # exchanges recorded live (the substituted step counts here only if resampled)
+    live: (
+        int  # exchanges that went to the upstream (a resampled step counts, a substituted one not)
+    )
     cost_usd: float  # priced from the usage in the live responses
     digest: str
 
@@ -75,9 +77,6 @@ def fork(
         mutation = {"kind": "resample"}
         answer = None
 
-    def substitute(method: str, url: str, body: bytes) -> Any:
-        return answer
-
     session = Session(
         tape,
         "fork",
@@ -86,7 +85,7 @@ def fork(
         upstream=upstream,
         fork_step=step,
         mutation=mutation,
-        substitute=substitute,
+        substitute=lambda method, url, body: answer,
     )
     with session:
         result = run_agent(session, agent)
@@ -98,7 +97,7 @@ def fork(
         mutation=mutation,
         result=result,
         served=stats["served"],
-        live=stats["live"] - (0 if resample else 1),
+        live=stats["live"],
         cost_usd=live_cost(tape, session.run_id, after=step - (1 if resample else 0)),
         digest=session.digest,
     )

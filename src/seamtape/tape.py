@@ -587,20 +587,13 @@ class Tape:
         draws: list[Draw],
     ) -> None:
         """Write one exchange, its bodies (None: already on the tape) and the draws made
-        before it, in one transaction, now."""
+        before it, in one transaction.
+
+        The cursor calls this before the agent gets control back, so a process killed at any
+        moment loses at most the exchange in flight.
+        """
         with self._write() as db:
             self._insert_exchange(db, (exchange, request_body, response_body, draws))
-
-    def submit(self, build: Callable[[], Record]) -> None:
-        """Build an exchange and commit it, with its bodies and draws, in one transaction.
-
-        The commit happens before the agent gets control back, so a process killed at any
-        moment loses at most the exchange in flight. On this project's machines that costs
-        tens of microseconds per exchange, next to model calls that take hundreds of ms.
-        """
-        record = build()
-        with self._write() as db:
-            self._insert_exchange(db, record)
 
     def _insert_exchange(self, db: sqlite3.Connection, record: Record) -> None:
         exchange, request_body, response_body, draws = record

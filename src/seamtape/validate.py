@@ -76,13 +76,18 @@ class Config:
     position_permutations: int = 5000
 
     def command(self) -> str:
-        base = Config()
-        flags = [
-            f"--{name.replace('_', '-')} {value}"
-            for name, value in asdict(self).items()
-            if value != getattr(base, name) and name in _FLAGS
-        ]
-        return " ".join(["seamtape validate", *flags])
+        return command_line("validate", self, _FLAGS)
+
+
+def command_line(name: str, config: Any, flags: tuple[str, ...]) -> str:
+    """The command that repeats ``config``: only the flags that differ from the defaults."""
+    base = type(config)()
+    options = [
+        f"--{field.replace('_', '-')} {value}"
+        for field, value in asdict(config).items()
+        if value != getattr(base, field) and field in flags
+    ]
+    return " ".join([f"seamtape {name}", *options])
 
 
 _FLAGS = (
