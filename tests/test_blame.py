@@ -17,8 +17,8 @@ import pytest
 import blame_world as world
 import seamtape
 from seamtape import sim
-from seamtape.blame import RunView, _plan_round, _Rules, _Tally, oracle_from
-from seamtape.mutations import MUTATIONS
+from seamtape.engine.blame import RunView, _plan_round, _Rules, _Tally, oracle_from
+from seamtape.engine.mutations import MUTATIONS
 from seamtape.tape import Tape
 from seamtape.wire import Step, ToolCall
 
@@ -336,7 +336,7 @@ def test_allocation_favours_the_leader_then_cheap_steps() -> None:
 def cli(*args: Any) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "seamtape.cli", "blame", *map(str, args)],
+        [sys.executable, "-m", "seamtape", "blame", *map(str, args)],
         cwd=TESTS,
         env=env,
         capture_output=True,
@@ -366,7 +366,7 @@ def test_cli_prints_the_estimate_progress_and_ranked_table(failed_run: Recorded)
 
 
 def test_cli_json_on_the_embedded_simulator(tmp_path: Path) -> None:
-    from seamtape._demo import trip_agent
+    from seamtape.faces._demo import trip_agent
 
     policy = "stochastic:seed=7,temperature=0.5,tools_plan=get_weather|find_hotel"
     with sim.serve(sim.policy_from_spec(policy)) as server:
@@ -375,7 +375,7 @@ def test_cli_json_on_the_embedded_simulator(tmp_path: Path) -> None:
     done = cli(
         tmp_path / "trip.tape",
         "--agent",
-        "seamtape._demo:trip_agent",
+        "seamtape.faces._demo:trip_agent",
         "--oracle",
         "$.answer ~= Miradouro",
         "--sim-policy",

@@ -19,7 +19,7 @@ from botocore.config import Config
 
 import seamtape
 from seamtape import wire
-from seamtape.match import REDACTED
+from seamtape._match import REDACTED
 from seamtape.sim import Fault, Simulator, StochasticPolicy, serve
 
 MODEL = "anthropic.sim-claude-v1"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import seamtape
-from seamtape.check import ManifestError
+from seamtape.engine.check import ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -46,7 +46,7 @@ def never(result):
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "seamtape.cli", *args],
+        [sys.executable, "-m", "seamtape", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

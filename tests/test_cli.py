@@ -30,7 +30,7 @@ def cli(
     if question is not None:
         env["SEAMTAPE_TEST_QUESTION"] = question
     return subprocess.run(
-        [sys.executable, "-m", "seamtape.cli", *map(str, args)],
+        [sys.executable, "-m", "seamtape", *map(str, args)],
         cwd=TESTS,
         env=env,
         capture_output=True,

@@ -14,7 +14,7 @@ import pytest
 
 import seamtape
 from seamtape import sim
-from seamtape.textconv import textconv
+from seamtape.lenses.textconv import textconv
 
 EXIT_DIFFERENT, EXIT_BAD_INPUT = 1, 2
 
@@ -77,7 +77,7 @@ def record(
 
 def cli(*args: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "seamtape.cli", *map(str, args)],
+        [sys.executable, "-m", "seamtape", *map(str, args)],
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
         capture_output=True,
         text=True,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from seamtape import faults, fork
-from seamtape.fork import steps_of
+from seamtape import fork
+from seamtape._steps import steps_of
+from seamtape.proof import faults
 from seamtape.tape import Tape
 
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from seamtape.match import canonical_url, explain
+from seamtape._match import canonical_url, explain
 
 
 def _params(url: str) -> list[str]:

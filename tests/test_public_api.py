@@ -16,6 +16,6 @@ def test_every_public_name_resolves() -> None:
 
 def test_import_and_cli_help_load_no_sdk_or_http_library() -> None:
     heavy = ["anthropic", "openai", "google.genai", "botocore", "boto3", "httpx", "httpx2", "dask"]
-    probe = f"import sys, seamtape, seamtape.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    probe = f"import sys, seamtape, seamtape.faces.cli; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -236,7 +236,7 @@ def test_each_retry_attempt_is_its_own_exchange(origin, tape_path: Path) -> None
 
 def test_divergence_fails_fast_through_the_sdk(origin, tape_path: Path, monkeypatch) -> None:
     anthropic = pytest.importorskip("anthropic")
-    from seamtape.cursor import Cursor
+    from seamtape._cursor import Cursor
 
     def ask(session: seamtape.Session, text: str) -> None:
         client = anthropic.Anthropic(

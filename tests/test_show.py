@@ -18,7 +18,7 @@ from rich.console import Console
 
 import seamtape
 from seamtape import wire
-from seamtape.report import show_tape, step_rows
+from seamtape.faces.terminal import show_tape, step_rows
 from seamtape.sim import Fault, Simulator, StochasticPolicy, serve
 
 WEATHER = {
@@ -125,7 +125,7 @@ def test_piped_show_keeps_whole_lines(mixed_tape: Path) -> None:
     """Piped, rich assumes 80 columns; a step still prints on one line, path uncut."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
     result = subprocess.run(
-        [sys.executable, "-m", "seamtape.cli", "show", str(mixed_tape)],
+        [sys.executable, "-m", "seamtape", "show", str(mixed_tape)],
         env={**env, "NO_COLOR": "1"},
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seamtape.stats import confidence_sequence, difference, log_mixture, wilson, z_score
+from seamtape.engine.stats import confidence_sequence, difference, log_mixture, wilson, z_score
 
 
 @st.composite

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from seamtape import faults, validate
-from seamtape.cli import app
+from seamtape.faces.cli import app
+from seamtape.proof import faults, validate
 
 QUICK = validate.Config(
     fixtures=3,
@@ -103,7 +103,7 @@ def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
 
 
 def test_bench_scenarios_fail_and_their_planted_steps_are_found(tmp_path: Path) -> None:
-    from seamtape import bench
+    from seamtape.proof import bench
 
     for scenario in bench.SCENARIOS:
         world, roles = bench._world(0, scenario)

@@ -16,30 +16,39 @@ __version__ = "0.1.0"
 
 # public name -> the private module that defines it
 _EXPORTS = {
-    "BlameReport": ".blame",
+    "AgentError": "._errors",
+    "BlameReport": ".engine.blame",
+    "CodecError": "._errors",
     "DivergenceError": "._errors",
-    "ForkResult": ".fork",
-    "NondetSource": ".nondet",
-    "RunDiff": ".analyze.diff",
+    "ForkResult": ".engine.fork",
+    "ManifestError": "._errors",
+    "NetworkBlockedError": "._errors",
+    "NondetSource": "._nondet",
+    "RunDiff": ".lenses.diff",
     "SeamtapeError": "._errors",
     "SecretWarning": "._errors",
-    "Session": ".session",
-    "StepBlame": ".blame",
+    "Session": "._session",
+    "StepBlame": ".engine.blame",
     "Tape": ".tape",
     "TapeError": "._errors",
     "UnknownRunError": "._errors",
-    "blame": ".blame",
-    "check_replay": ".check",
-    "diff": ".analyze.diff",
-    "fork": ".fork",
-    "record": ".session",
-    "replay": ".session",
+    "blame": ".engine.blame",
+    "check_replay": ".engine.check",
+    "diff": ".lenses.diff",
+    "extend": "._session",
+    "fork": ".engine.fork",
+    "record": "._session",
+    "replay": "._session",
 }
 
 __all__ = [
+    "AgentError",
     "BlameReport",
+    "CodecError",
     "DivergenceError",
     "ForkResult",
+    "ManifestError",
+    "NetworkBlockedError",
     "NondetSource",
     "RunDiff",
     "SeamtapeError",
@@ -53,22 +62,30 @@ __all__ = [
     "blame",
     "check_replay",
     "diff",
+    "extend",
     "fork",
     "record",
     "replay",
 ]
 
-# `fork` and `blame` name both a module and the function in it. Importing a submodule sets
-# the package attribute to the module, so these two are bound now, after their modules load.
-from .blame import BlameReport, StepBlame, blame  # noqa: E402
-from .fork import ForkResult, fork  # noqa: E402
-
 if TYPE_CHECKING:
-    from ._errors import DivergenceError, SeamtapeError, SecretWarning, TapeError, UnknownRunError
-    from .analyze.diff import RunDiff, diff
-    from .check import check_replay
-    from .nondet import NondetSource
-    from .session import Session, record, replay
+    from ._errors import (
+        AgentError,
+        CodecError,
+        DivergenceError,
+        ManifestError,
+        NetworkBlockedError,
+        SeamtapeError,
+        SecretWarning,
+        TapeError,
+        UnknownRunError,
+    )
+    from ._nondet import NondetSource
+    from ._session import Session, extend, record, replay
+    from .engine.blame import BlameReport, StepBlame, blame
+    from .engine.check import check_replay
+    from .engine.fork import ForkResult, fork
+    from .lenses.diff import RunDiff, diff
     from .tape import Tape
 
 

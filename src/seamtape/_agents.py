@@ -10,16 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import SeamtapeError
-from .session import Session, record, replay
+from seamtape._session import Session, record, replay
+
+from ._errors import AgentError
 
 __all__ = ["AgentError", "RunReport", "load_agent", "record_agent", "replay_agent", "run_agent"]
 
 Agent = Callable[[Session], Any]
-
-
-class AgentError(SeamtapeError):
-    """An agent entry point cannot be loaded."""
 
 
 @dataclass

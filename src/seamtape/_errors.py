@@ -1,4 +1,8 @@
-"""The errors a caller can catch, each with a message that says what to do next."""
+"""Every error a caller can catch, each with a message that says what to do next.
+
+All derive from :class:`SeamtapeError` except :class:`DivergenceError` and its subclasses,
+which derive from ``BaseException`` on purpose (see its docstring).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,22 @@ class TapeError(SeamtapeError):
 
 class UnknownRunError(TapeError):
     """The tape holds no run with that id."""
+
+
+class CodecError(SeamtapeError, ValueError):
+    """Bytes that do not decode as the named wire format, or an api the codecs do not know.
+
+    The message names the api and where decoding stopped, e.g.
+    ``"anthropic.messages: stream ended before message_stop (after 3 events)"``.
+    """
+
+
+class AgentError(SeamtapeError):
+    """An agent entry point cannot be loaded."""
+
+
+class ManifestError(SeamtapeError):
+    """A replay manifest cannot be used: unreadable, malformed, or naming what does not exist."""
 
 
 class SecretWarning(UserWarning):
@@ -66,12 +86,21 @@ class DivergenceError(BaseException):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keeps the error intact across process pools.
-        return (_rebuild_divergence, (self.reason, self.__dict__.copy()))
+        return (_rebuild_divergence, (self.reason, self.__dict__.copy(), type(self)))
 
 
-def _rebuild_divergence(reason: str, state: dict[str, Any]) -> DivergenceError:
+class NetworkBlockedError(DivergenceError):
+    """A replaying agent opened a real connection: something made a request outside the seam.
+
+    A ``DivergenceError``, so an SDK's ``except Exception`` retry loop cannot swallow it.
+    """
+
+
+def _rebuild_divergence(
+    reason: str, state: dict[str, Any], cls: type[DivergenceError] | None = None
+) -> DivergenceError:
     state = {k: v for k, v in state.items() if k != "reason"}
-    return DivergenceError(reason, **state)
+    return (cls or DivergenceError)(reason, **state)
 
 
 def _short(value: Any, limit: int = 200) -> str:

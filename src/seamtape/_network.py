@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ._errors import DivergenceError
+from ._errors import NetworkBlockedError
 
 __all__ = ["NetworkBlockedError", "blocking", "host_allowed"]
 
@@ -25,13 +25,6 @@ _lock = threading.Lock()
 _depth = 0
 _originals: tuple[Callable[..., Any], Callable[..., Any]] | None = None
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
-
-
-class NetworkBlockedError(DivergenceError):
-    """A replaying agent opened a real connection: something made a request outside the seam.
-
-    A ``DivergenceError``, so an SDK's ``except Exception`` retry loop cannot swallow it.
-    """
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:

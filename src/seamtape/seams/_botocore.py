@@ -17,8 +17,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from seamtape._cursor import Cursor, Playback, Ticket
+
 from .._errors import SeamtapeError
-from ..cursor import Cursor, Playback, Ticket
 from ._httpx import Redirect
 
 __all__ = ["BotocoreSeam"]

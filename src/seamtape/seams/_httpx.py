@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
-from ..cursor import Cursor, Playback, Ticket
+from seamtape._cursor import Cursor, Playback, Ticket
 
 __all__ = ["LIBRARIES", "Redirect", "transport_class"]
 

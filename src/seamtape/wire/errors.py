@@ -1,11 +1,7 @@
-"""The one error type of the wire layer."""
+"""The one error type of the wire layer, defined with every other error in ``seamtape._errors``."""
 
 from __future__ import annotations
 
+from .._errors import CodecError
 
-class CodecError(ValueError):
-    """Bytes that do not decode as the named wire format, or an api the codecs do not know.
-
-    The message names the api and where decoding stopped, e.g.
-    ``"anthropic.messages: stream ended before message_stop (after 3 events)"``.
-    """
+__all__ = ["CodecError"]

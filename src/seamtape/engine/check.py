@@ -28,16 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import DivergenceError, SeamtapeError
+from seamtape._errors import AgentError, DivergenceError, ManifestError, SeamtapeError
 
 __all__ = ["CheckReport", "ManifestError", "ReplayEntry", "TapeCheck", "check_replay"]
 
 MANIFEST = "replay.toml"
 _KEYS = {"tape", "run", "agent", "oracle", "outcome"}
-
-
-class ManifestError(SeamtapeError):
-    """The manifest cannot be used: unreadable, malformed, or naming what does not exist."""
 
 
 @dataclass
@@ -117,8 +113,8 @@ def load_manifest(manifest: Path) -> list[ReplayEntry]:
     """Read and resolve a manifest: every tape, run and entry point must exist."""
     import tomllib
 
-    from ._agents import AgentError, load_agent
-    from .tape import Tape
+    from seamtape._agents import load_agent
+    from seamtape.tape import Tape
 
     try:
         doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
@@ -182,8 +178,8 @@ def _strings(value: Any, manifest: Path, key: str) -> list[str]:
 
 
 def _check(entry: ReplayEntry, *, block_network: bool) -> TapeCheck:
-    from ._agents import replay_agent
-    from ._network import blocking
+    from seamtape._agents import replay_agent
+    from seamtape._network import blocking
 
     check = TapeCheck(entry.label, str(entry.tape), entry.run, entry.steps, False, "error")
     started = time.perf_counter()

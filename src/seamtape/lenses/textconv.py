@@ -28,9 +28,9 @@ _VOLATILE = "<volatile>"
 
 def textconv(path: str | os.PathLike[str]) -> str:
     """The tape at ``path`` as text: the same tape always gives the same text."""
-    from .analyze.diff import fingerprint, load_views
-    from .fork import steps_of
-    from .tape import Tape
+    from seamtape._steps import steps_of
+    from seamtape.lenses.diff import fingerprint, load_views
+    from seamtape.tape import Tape
 
     out: list[str] = []
     with Tape(path) as tape:
@@ -147,7 +147,7 @@ def _pretty(body: bytes) -> str:
 
 def _mask(value: Any) -> Any:
     """A JSON value with the values of volatile keys replaced, so its shape stays visible."""
-    from .analyze.diff import VOLATILE_KEYS
+    from seamtape.lenses.diff import VOLATILE_KEYS
 
     if isinstance(value, dict):
         return {k: _VOLATILE if k in VOLATILE_KEYS else _mask(v) for k, v in value.items()}

@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .tape import Exchange, RunInfo, Tape
+from seamtape.tape import Exchange, RunInfo, Tape
 
-__all__ = ["StepRow", "show_tape", "step_rows"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from seamtape.engine.blame import BlameProgress, BlameReport
+
+__all__ = ["BlameBar", "StepRow", "print_blame", "show_tape", "step_rows"]
 
 # (header, justify, folds): the url, model and tool calls fold onto more lines when the
 # console is narrow; the short columns keep their width.
@@ -49,7 +54,7 @@ class StepRow:
 
 def step_rows(tape: Tape, run_id: str) -> list[StepRow]:
     """Every exchange of a run, decoded where a codec can read it."""
-    from . import wire
+    from seamtape import wire
 
     exchanges = tape.exchanges(run_id)
     # One query for every body of the run, rather than one per exchange.
@@ -208,3 +213,79 @@ def _host(url: str) -> str:
 def _error_text(ex: Exchange) -> str:
     error = ex.error or {}
     return f"{error.get('type', 'error')}: {error.get('message', '')}".rstrip(": ")
+
+
+# -- blame ---------------------------------------------------------------------------------
+
+
+class BlameBar:
+    """Blame's progress on the terminal: the estimate once, then a bar of trials and spend."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[calls]} live calls, ${task.fields[spend]:.6f}"),
+            console=console,
+        )
+        self.task: Any = None
+
+    def update(self, event: BlameProgress) -> None:
+        if self.task is None:
+            est = event.estimate
+            self.console.print(
+                f"estimate: {est.steps} steps; {est.min_calls} live calls "
+                f"(${est.min_cost:.6f}) at {est.min_trials} trials a step, "
+                f"{est.max_calls} (${est.max_cost:.6f}) at {est.max_trials}"
+            )
+            if est.budget is not None and est.calls < est.max_calls:
+                self.console.print(
+                    f"budget: ${est.budget:.6f} pays for about {est.calls} live calls"
+                )
+            if est.unpriced:
+                self.console.print(f"note: {est.unpriced} steps use a model with no price; $0 each")
+            self.bar.start()
+            self.task = self.bar.add_task("blame", total=None, calls=0, spend=0.0)
+        self.bar.update(
+            self.task,
+            completed=event.done,
+            total=event.planned or None,
+            calls=event.live_calls,
+            spend=event.cost_usd,
+        )
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def print_blame(console: Console, report: BlameReport) -> None:
+    """The blame table: each step's flip rate, intervals, trials and verdict, then totals."""
+    from rich.table import Table
+
+    table = Table(title=f"blame: run {report.run_id}", title_justify="left")
+    for name in ("step", "flip rate", "Wilson 95%", "anytime 95%", "trials", "verdict", "note"):
+        table.add_column(name, justify="right" if name in ("step", "trials") else "left")
+    colours = {"cause": "red", "not the cause": "green", "uncertain": "yellow"}
+    for s in report.steps:
+        measured = s.trials > 0
+        table.add_row(
+            str(s.step),
+            f"{s.flips}/{s.trials} = {s.flip_rate:.2f}" if measured else "-",
+            f"{s.low:.2f} to {s.high:.2f}" if measured else "-",
+            f"{s.cs_low:.2f} to {s.cs_high:.2f}" if measured else "-",
+            str(s.trials) + (f" (+{s.skipped_identical} identical)" if s.skipped_identical else ""),
+            f"[{colours.get(s.verdict, 'dim')}]{s.verdict}[/]",
+            s.note,
+        )
+    console.print(table)
+    graded = "succeeded" if report.parent_success else "failed"
+    share = report.live_calls / report.uniform_calls if report.uniform_calls else 0.0
+    console.print(
+        f"the run {graded} by the oracle; {report.trials} trials, stopped: {report.stopped}; "
+        f"{report.live_calls} live calls (${report.cost_usd:.6f}), {share:.0%} of the "
+        f"{report.uniform_calls} that {report.max_trials} trials at every step would make"
+    )

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ._errors import TapeError, UnknownRunError
+from .._errors import TapeError, UnknownRunError
 
 __all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash"]
 

@@ -83,8 +83,8 @@ from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._errors import DivergenceError, SeamtapeError
-from .stats import confidence_sequence, difference, wilson
+from seamtape._errors import DivergenceError, SeamtapeError
+from seamtape.engine.stats import confidence_sequence, difference, wilson
 
 __all__ = [
     "BlameEstimate",
@@ -121,15 +121,15 @@ class RunView:
 
     def info(self) -> Any:
         """The run's ``RunInfo`` (status, result, lineage)."""
-        from .tape import Tape
+        from seamtape.tape import Tape
 
         with Tape(self.tape) as t:
             return t.run(self.id)
 
     def steps(self) -> list[Any]:
         """Each exchange decoded to a ``wire.Step`` (None where no codec applies)."""
-        from .fork import steps_of
-        from .tape import Tape
+        from seamtape._steps import steps_of
+        from seamtape.tape import Tape
 
         with Tape(self.tape) as t:
             return steps_of(t, self.id)
@@ -159,7 +159,7 @@ def oracle_from(spec: Oracle) -> Callable[[Any, RunView | None], bool]:
     if spec.startswith("re:"):
         return _regex_judge(spec[3:])
     if _SPEC.match(spec):
-        from ._agents import load_agent
+        from seamtape._agents import load_agent
 
         return _judge(load_agent(spec))
     if spec.lstrip().startswith("$"):
@@ -289,9 +289,9 @@ class TrialOutcome:
 
 def run_trial(spec: TrialSpec) -> TrialOutcome:
     """Fork the run at ``spec.step`` with the step perturbed, grade the result, compare bytes."""
-    from ._agents import load_agent
-    from .fork import fork, live_cost
-    from .tape import Tape
+    from seamtape._agents import load_agent
+    from seamtape.engine.fork import fork, live_cost
+    from seamtape.tape import Tape
 
     if spec.path and spec.path not in sys.path:
         sys.path.insert(0, spec.path)
@@ -690,7 +690,7 @@ def _executor(executor: Any, workers: int | None, trial_args: Sequence[Any]) -> 
     if context.get_start_method() == "forkserver":
         # Workers fork from the server with these already imported, instead of each
         # importing the agent's module (and its SDK) on its first trial.
-        context.set_forkserver_preload(["seamtape.blame", *_modules(trial_args)])
+        context.set_forkserver_preload(["seamtape.engine.blame", *_modules(trial_args)])
     pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context)
     try:
         yield pool
@@ -758,7 +758,7 @@ def blame(
     judge = oracle_from(oracle)  # a bad shorthand fails here, before any spend
     path = os.path.abspath(os.fspath(tape))
     if isinstance(agent, str):
-        from ._agents import load_agent
+        from seamtape._agents import load_agent
 
         load_agent(agent)  # a bad spec fails here, before any spend
     parent, tallies, perturb_name, unpriced = _prepare(path, run, perturb, steps)
@@ -894,10 +894,11 @@ def _prepare(
 ) -> tuple[Any, list[_Tally], str, int]:
     """The parent run, a tally per blamed step (cost per trial, edit), the perturbation's
     name, and how many of the run's steps have no price."""
-    from . import wire
-    from .fork import edited_answer, steps_of
-    from .mutations import MUTATIONS
-    from .tape import Tape
+    from seamtape import wire
+    from seamtape._steps import steps_of
+    from seamtape.engine.fork import edited_answer
+    from seamtape.engine.mutations import MUTATIONS
+    from seamtape.tape import Tape
 
     if callable(perturb):
         mutate, name = perturb, getattr(perturb, "__name__", "custom")

@@ -461,7 +461,7 @@ def _pair_dict(pair: StepPair) -> dict[str, Any]:
 
 def load_views(tape: Any, run_id: str) -> list[StepView]:
     """The views of a run's steps, read from an open ``Tape``."""
-    from ..fork import steps_of
+    from seamtape._steps import steps_of
 
     exchanges = tape.exchanges(run_id)
     steps = steps_of(tape, run_id)
@@ -481,7 +481,7 @@ def load_views(tape: Any, run_id: str) -> list[StepView]:
 
 
 def _side(path: str | os.PathLike[str], run: str | None) -> RunSide:
-    from ..tape import Tape
+    from seamtape.tape import Tape
 
     with Tape(path) as tape:
         info = tape.run(run)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from ._errors import DivergenceError
-from .tape import Draw
+from seamtape._errors import DivergenceError
+from seamtape.tape import Draw
 
 __all__ = ["LiveDraws", "NondetSource", "ServedDraws"]
 

@@ -400,7 +400,7 @@ class LedgerModel:
         self._lock = threading.Lock()
 
     def respond(self, step: Any) -> Any:
-        from .sim.policies import Draws, conversation_key
+        from seamtape.sim.policies import Draws, conversation_key
 
         key = conversation_key(step)
         with self._lock:
@@ -506,7 +506,7 @@ def _requery_note(record: _Record, problem: str) -> str:
 
 def _semantic_key(step: Any) -> str:
     """The conversation as the model's decisions see it: its ``~`` asides left out."""
-    from .sim.policies import conversation_key
+    from seamtape.sim.policies import conversation_key
 
     def plain(message: Any) -> Any:
         if message.role != "assistant":
@@ -518,8 +518,8 @@ def _semantic_key(step: Any) -> str:
 
 
 def _answer(step: Any, text: str, calls: list[dict[str, Any]]) -> Any:
-    from .sim.policies import answer
-    from .wire import ToolCall
+    from seamtape.sim.policies import answer
+    from seamtape.wire import ToolCall
 
     digest = hashlib.sha256(
         json.dumps([_semantic_key(step), text, calls], sort_keys=True).encode()
@@ -666,11 +666,11 @@ def design(
 ) -> Design:
     """Plan a fixture from ``seed``: run length (3 to ``longest`` steps, 20 at most) and
     fault position at random unless given."""
-    from .sim.policies import Draws
+    from seamtape.sim.policies import Draws
 
     if kind not in KINDS + CONTROLS:
         raise ValueError(f"unknown fault class {kind!r}; known: {', '.join(KINDS + CONTROLS)}")
-    draws = Draws("seamtape.faults", seed, kind)
+    draws = Draws("seamtape.faults", seed, kind)  # a seed namespace: kept so worlds stay the same
     if steps is None:
         steps = MIN_STEPS + draws.below(min(longest, MAX_STEPS) - MIN_STEPS + 1)
     if not MIN_STEPS <= steps <= MAX_STEPS:
@@ -785,9 +785,9 @@ def planted(
 
     ``world`` overrides the plan's world (``plan.world.clean()`` records the clean twin).
     """
-    from . import sim
-    from ._agents import run_agent
-    from .session import record
+    from seamtape import sim
+    from seamtape._agents import run_agent
+    from seamtape._session import record
 
     world = world or plan.world
     agent, oracle = LedgerAgent(world), TotalOracle(world.truth, world.tolerance)

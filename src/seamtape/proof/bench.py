@@ -1,7 +1,7 @@
 """`seamtape bench`: competing causes in one longer run, and how blame reads each of them.
 
 (Not ``scripts/bench_seam.py``, which measures the seam's speed.) Each scenario is one run of
-the ledger agent of ``seamtape.faults`` (18 to 19 steps) with several things planted in it:
+the ledger agent of ``seamtape.proof.faults`` (18 to 19 steps) with several things planted in it:
 
 - **root and echo**: a poisoned tool argument (the root cause) whose next step could notice
   the wrong record but rarely does (its echo), beside two decoys that look alarming and do
@@ -48,7 +48,7 @@ class BenchConfig:
     workers: int = 2
 
     def command(self) -> str:
-        from .validate import command_line
+        from seamtape.proof.validate import command_line
 
         return command_line("bench", self, ("seed", "max_trials", "temperature", "workers"))
 
@@ -58,8 +58,8 @@ class BenchConfig:
 
 def _world(seed: int, scenario: str) -> tuple[Any, dict[str, str]]:
     """The scenario's world and the planted things, by account: {account: role}."""
-    from . import faults
-    from .sim.policies import Draws
+    from seamtape.proof import faults
+    from seamtape.sim.policies import Draws
 
     draws = Draws("seamtape.bench", seed, scenario)
     accounts = faults._accounts(draws, ACCOUNTS)
@@ -124,8 +124,8 @@ def _world(seed: int, scenario: str) -> tuple[Any, dict[str, str]]:
 
 def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[str, int]:
     """The step of each planted thing in the recorded run, found from what the steps carry."""
-    from .fork import steps_of
-    from .tape import Tape
+    from seamtape._steps import steps_of
+    from seamtape.tape import Tape
 
     with Tape(tape) as t:
         steps = steps_of(t, run_id)
@@ -164,8 +164,8 @@ def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[
 
 def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Record and blame each scenario; the readings as a JSON-ready dict."""
-    from . import faults
-    from .validate import Config, blame_fixture, pool
+    from seamtape.proof import faults
+    from seamtape.proof.validate import Config, blame_fixture, pool
 
     say = progress or (lambda line: None)
     vcfg = Config(
@@ -208,7 +208,7 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None
 def _readings(
     scenario: str, where: dict[str, int], row: dict[str, Any], cfg: BenchConfig
 ) -> dict[str, Any]:
-    from .stats import confidence_sequence, wilson
+    from seamtape.engine.stats import confidence_sequence, wilson
 
     counts = {step: (n, f) for step, n, f in row["trials"]}
     ranked = row["top"]
@@ -303,7 +303,7 @@ def check(fresh: dict[str, Any], committed: dict[str, Any]) -> list[str]:
 
 def _one_miss(cfg: dict[str, Any]) -> str:
     """How many trials with a single non-flip the confidence sequence needs to clear θ."""
-    from .stats import confidence_sequence
+    from seamtape.engine.stats import confidence_sequence
 
     for n in range(2, 200):
         if confidence_sequence(n - 1, n, cfg["confidence"])[0] > cfg["threshold"]:

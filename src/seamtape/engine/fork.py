@@ -8,13 +8,13 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SeamtapeError
+from seamtape._errors import SeamtapeError
 
 if TYPE_CHECKING:  # the session stack loads when a fork runs, not when seamtape is imported
-    from ._agents import Agent
-    from .tape import Exchange, Tape
+    from seamtape._agents import Agent
+    from seamtape.tape import Exchange, Tape
 
-__all__ = ["ForkResult", "fork", "steps_of"]
+__all__ = ["ForkResult", "fork"]
 
 
 @dataclass
@@ -51,9 +51,9 @@ def fork(
     or ``resample=True`` (ask the upstream again). Live requests go to ``upstream``, by
     default the upstream the run was recorded against.
     """
-    from ._agents import run_agent
-    from .session import Session
-    from .tape import Tape
+    from seamtape._agents import run_agent
+    from seamtape._session import Session
+    from seamtape.tape import Tape
 
     chosen = [response is not None, edit is not None, resample]
     if sum(chosen) != 1:
@@ -124,7 +124,7 @@ def edited_answer(
     original: Exchange, bodies: tuple[bytes, bytes], edit: dict[str, Any]
 ) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     """The step's response re-built by its codec with ``edit`` applied to the decoded Step."""
-    from . import wire
+    from seamtape import wire
 
     step = wire.decode(
         original.method,
@@ -142,7 +142,7 @@ def edited_answer(
 
 def apply_edit(step: Any, edit: dict[str, Any]) -> Any:
     """A copy of ``step`` with the edited fields; tool calls may be given as plain dicts."""
-    from . import wire
+    from seamtape import wire
 
     fields = {f.name for f in dataclasses.fields(step)}
     unknown = sorted(set(edit) - fields)
@@ -161,35 +161,11 @@ def apply_edit(step: Any, edit: dict[str, Any]) -> Any:
     return dataclasses.replace(step, **values)
 
 
-def steps_of(tape: Tape, run_id: str) -> list[Any]:
-    """Each exchange of a run decoded by its wire codec (None where no codec applies)."""
-    from . import wire
-
-    out = []
-    exchanges = tape.exchanges(run_id)
-    bodies = tape.blobs(h for ex in exchanges for h in (ex.request_body, ex.response_body))
-    for ex in exchanges:
-        try:
-            out.append(
-                wire.decode(
-                    ex.method,
-                    ex.url,
-                    ex.request_headers,
-                    bodies[ex.request_body],
-                    ex.status,
-                    ex.response_headers,
-                    bodies[ex.response_body],
-                )
-            )
-        except ValueError:
-            out.append(None)
-    return out
-
-
 def live_cost(tape: str | os.PathLike[str], run_id: str, *, after: int) -> float:
     """Cost of a run's steps past ``after``, priced from their recorded usage."""
-    from . import wire
-    from .tape import Tape
+    from seamtape import wire
+    from seamtape._steps import steps_of
+    from seamtape.tape import Tape
 
     with Tape(tape) as t:
         steps = steps_of(t, run_id)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .session import Session
+    from seamtape._session import Session
+    from seamtape.tape import Rewrite
 
 __all__ = ["MODES", "default_tape_path"]
 
@@ -165,7 +165,7 @@ def tape_upstream(pytestconfig: pytest.Config) -> Iterator[str]:
     if configured:
         yield configured
         return
-    from . import sim
+    from seamtape import sim
 
     with sim.serve() as server:
         yield server.base_url
@@ -260,7 +260,7 @@ class _TapeUse:
 
     path: Path
     session: Session
-    scratch: Path | None = None  # the copy being written; None for a pure replay
+    rewrite: Rewrite | None = None  # the copy being written; None for a pure replay
     passed: bool = False
     closed: bool = False
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -279,14 +279,13 @@ class _TapeUse:
 
     def settle(self) -> None:
         """Swap a recording in when the test passed and it holds something new; else drop it."""
-        if self.scratch is None:
+        if self.rewrite is None:
             return
         keep = self.passed and (self.session.mode != "fork" or _extended(self.session))
         if keep:
-            _remove_sidecars(self.path)
-            os.replace(self.scratch, self.path)
+            self.rewrite.commit()
         else:
-            _remove(self.scratch)
+            self.rewrite.discard()
 
 
 def _extended(session: Session) -> bool:
@@ -311,7 +310,8 @@ def _open(
     settings: _Settings,
 ) -> _TapeUse:
     """Open the session the mode asks for: a replay of the tape, or a recording aside."""
-    from ._errors import SeamtapeError
+    from seamtape._errors import SeamtapeError
+    from seamtape.tape import Rewrite
 
     exists = path.is_file()
     if mode == "none" and not exists:
@@ -321,19 +321,21 @@ def _open(
             pytrace=False,
         )
     replaying = exists and mode in ("none", "once")
-    scratch = None if replaying else _scratch(path)
+    rewrite = None
     try:
-        session = _session(request, path, scratch, exists, mode, options)
+        if not replaying:
+            rewrite = Rewrite(path, copy=mode in ("new", "all"))
+        session = _session(request, path, rewrite, exists, mode, options)
         session.__enter__()
     except BaseException as exc:
-        if scratch is not None:
-            _remove(scratch)
+        if rewrite is not None:
+            rewrite.discard()
         if isinstance(exc, SeamtapeError):
             pytest.fail(f"seamtape: {exc}", pytrace=False)
         raise
-    use = _TapeUse(path, session, scratch=scratch)
+    use = _TapeUse(path, session, rewrite=rewrite)
     if replaying and settings.block_network:
-        from ._network import blocking
+        from seamtape._network import blocking
 
         use.stack.enter_context(blocking(settings.allowed_hosts))
     return use
@@ -342,67 +344,26 @@ def _open(
 def _session(
     request: pytest.FixtureRequest,
     path: Path,
-    scratch: Path | None,
+    rewrite: Rewrite | None,
     exists: bool,
     mode: str,
     options: dict[str, Any],
 ) -> Session:
-    from .session import Session, record, replay
+    from seamtape._session import extend, record, replay
 
     run, intercept = options.get("run"), bool(options.get("intercept", False))
-    if scratch is None:
+    if rewrite is None:
         return replay(path, run=run, intercept=intercept, partial=bool(options.get("partial")))
     upstream = request.getfixturevalue("tape_upstream")
-    if exists and mode in ("new", "all"):
-        _copy_tape(path, scratch)
     if exists and mode == "new":
-        # Serve the recorded run while the test's requests match it; from the first that
-        # does not, record live: a new run in the tape that shares the matching prefix.
-        return Session(
-            scratch,
-            "fork",
+        return extend(
+            rewrite.scratch,
             run=run,
             name=f"{request.node.nodeid} (new)",
             intercept=intercept,
             upstream=upstream,
-            mutation={"kind": "new"},
-            extend=True,
         )
-    return record(scratch, name=request.node.nodeid, intercept=intercept, upstream=upstream)
-
-
-def _scratch(path: Path) -> Path:
-    """Where a recording is written until its test passes: beside the tape, so that the swap
-    is one atomic rename on the same file system."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.recording")
-
-
-def _copy_tape(source: Path, target: Path) -> None:
-    """A consistent copy of a tape, with anything still in its write-ahead log folded in."""
-    import sqlite3
-
-    from ._errors import TapeError
-
-    try:
-        with (
-            contextlib.closing(sqlite3.connect(source)) as src,
-            contextlib.closing(sqlite3.connect(target)) as dst,
-        ):
-            src.backup(dst)
-    except sqlite3.Error as exc:
-        raise TapeError(f"{source}: cannot copy the tape to record beside it ({exc})") from None
-
-
-def _remove_sidecars(path: Path) -> None:
-    # A stale write-ahead log beside the old tape would be replayed into the new one.
-    for suffix in ("-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _remove_sidecars(path)
+    return record(rewrite.scratch, name=request.node.nodeid, intercept=intercept, upstream=upstream)
 
 
 # -- running the test and reporting it ---------------------------------------------------
@@ -434,7 +395,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     use.passed = report.passed
     excinfo = call.excinfo
     style = item.config.getoption("tbstyle")
-    from ._errors import DivergenceError
+    from seamtape._errors import DivergenceError
 
     if (
         report.failed

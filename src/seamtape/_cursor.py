@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._digest import Digest, exchange_hash
-from ._errors import DivergenceError, SecretWarning
-from .match import canonical_url, explain, find_secret, redact_headers
-from .nondet import LiveDraws, NondetSource, ServedDraws
-from .tape import Draw, Exchange, Record, Tape, blob_hash
+from seamtape._errors import DivergenceError, SecretWarning
+from seamtape._match import canonical_url, explain, find_secret, redact_headers
+from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
+from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
 
 __all__ = ["Cursor", "HeaderSource", "Playback", "Substitute", "Ticket"]
 

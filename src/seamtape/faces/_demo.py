@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._errors import DivergenceError
-from .session import Session, record, replay
+from seamtape._errors import DivergenceError
+from seamtape._session import Session, record, replay
 
 __all__ = ["QUESTION", "TOOLS", "run_demo", "trip_agent"]
 
@@ -82,8 +82,8 @@ def trip_agent(session: Session, question: str = QUESTION) -> dict[str, Any]:
 
 def run_demo(workdir: Path | None, *, console: Any) -> Path:
     """Record → replay → a changed agent diverges. Returns the tape's path."""
-    from . import sim
-    from .report import show_tape
+    from seamtape import sim
+    from seamtape.faces.terminal import show_tape
 
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="seamtape-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
     )
 
     console.rule("3. fork: what if step 2 had answered differently?")
-    from .fork import fork
+    from seamtape.engine.fork import fork
 
     with sim.serve(
         sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])

@@ -8,14 +8,14 @@ import os
 from types import TracebackType
 from typing import Any
 
-from ._errors import DivergenceError, SeamtapeError
-from .cursor import Cursor, Substitute
-from .match import explain
-from .nondet import NondetSource
-from .seams import LIBRARIES, default_inner, intercepting, transport_class
-from .tape import RunInfo, Tape
+from seamtape._cursor import Cursor, Substitute
+from seamtape._errors import DivergenceError, SeamtapeError
+from seamtape._match import explain
+from seamtape._nondet import NondetSource
+from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
+from seamtape.tape import RunInfo, Tape
 
-__all__ = ["Session", "record", "replay"]
+__all__ = ["Session", "extend", "record", "replay"]
 
 _UNSET: Any = object()
 
@@ -301,7 +301,7 @@ class Session:
         responses served from the tape (streams included) and nothing reaches the network;
         dummy credentials are enough. The client is detached when the block exits.
         """
-        from .seams import BotocoreSeam
+        from seamtape.seams import BotocoreSeam
 
         cursor = self._live_cursor()
         send = client._endpoint.http_session.send if cursor.live else None
@@ -338,3 +338,25 @@ def replay(
 ) -> Session:
     """Replay a run (the tape's latest by default) bit-exact, with no network."""
     return Session(path, "replay", run=run, intercept=intercept, partial=partial)
+
+
+def extend(
+    path: str | os.PathLike[str],
+    *,
+    run: str | None = None,
+    name: str | None = None,
+    intercept: bool = False,
+    upstream: str | None = None,
+) -> Session:
+    """Serve a recorded run while the agent's requests match it, and record live from the
+    first that does not: a new run in the same tape that shares the matching prefix."""
+    return Session(
+        path,
+        "fork",
+        run=run,
+        name=name,
+        intercept=intercept,
+        upstream=upstream,
+        mutation={"kind": "new"},
+        extend=True,
+    )

@@ -1,6 +1,6 @@
 """`seamtape validate`: score blame against faults with a known root cause, with three controls.
 
-For each seeded fixture of ``seamtape.faults`` (a failed run, random length and position),
+For each seeded fixture of ``seamtape.proof.faults`` (a failed run, random length and position),
 blame ranks the steps; top-1 and top-3 precision count how often the planted root cause is
 first, or among the first three, with Wilson intervals per fault class and overall. The live
 calls blame spent are set against what a uniform 10 trials per step would spend.
@@ -117,7 +117,7 @@ def pool(workers: int) -> Iterator[Any]:
 
     # forkserver, as blame's own pool: this process runs the simulator's threads.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["seamtape.faults", "seamtape.blame"])
+    context.set_forkserver_preload(["seamtape.proof.faults", "seamtape.engine.blame"])
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         yield executor
@@ -127,9 +127,9 @@ def pool(workers: int) -> Iterator[Any]:
 
 def blame_fixture(fx: Any, cfg: Config, executor: Any, seed: int) -> dict[str, Any]:
     """Blame one live fixture; the summary a report keeps (ranking, per-step counts, spend)."""
-    from ._errors import SeamtapeError
-    from .blame import blame
-    from .tape import Tape
+    from seamtape._errors import SeamtapeError
+    from seamtape.engine.blame import blame
+    from seamtape.tape import Tape
 
     # Held open so that no worker's close is the tape's last: the last close checkpoints
     # and deletes the WAL, and a worker opening the tape just then can find it "truncated".
@@ -192,7 +192,7 @@ def _summary(fx: Any, report: Any) -> dict[str, Any]:
 
 
 def _interval(hits: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
-    from .stats import wilson
+    from seamtape.engine.stats import wilson
 
     low, high = wilson(hits, n, confidence)
     return {"hits": hits, "n": n, "rate": hits / n if n else 0.0, "low": low, "high": high}
@@ -266,7 +266,7 @@ def chi_square_permutation(
 
 def run_validate(cfg: Config, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Plant, record and blame every fixture of ``cfg``; the report as a JSON-ready dict."""
-    from . import faults
+    from seamtape.proof import faults
 
     say = progress or (lambda line: None)
     started = time.perf_counter()
@@ -340,7 +340,7 @@ def _summarize(
     controls: list[dict[str, Any]],
     positions: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    from . import faults
+    from seamtape.proof import faults
 
     per_class = {}
     for kind in faults.KINDS:
@@ -486,7 +486,7 @@ _HEADER = """# Is the blame right?
 Blame ranks the steps of a failed run by how often resampling a step flips the outcome. These
 reports test it where the answer is known: runs of a real tool-using agent (the official
 `anthropic` SDK against the simulator on 127.0.0.1) with a fault planted at a known step
-(`seamtape.faults`, whose docstring says what "root cause" means for each class and why
+(`seamtape.proof.faults`, whose docstring says what "root cause" means for each class and why
 resampling can see it). Every number below comes from the command printed beside it; both
 commands run offline, and `--check` fails when a result falls below the committed one.
 """

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ._digest import Digest, exchange_hash
-from .tape import Tape
+from ._tape import Tape
 
 __all__ = ["VerifyReport", "run_digest", "verify"]
 

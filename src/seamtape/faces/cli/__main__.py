@@ -1,0 +1,3 @@
+from seamtape.faces.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""The tape: one SQLite file of runs, exchanges and draws, with bodies stored by sha256.
+
+This package owns everything that touches the file: the schema and its migrations, the
+blob store, the digest (a hash chain over a run), verification, and maintenance that
+rewrites a tape atomically.
+"""
+
+from ._digest import Digest, exchange_hash
+from ._maintenance import Rewrite, copy_tape, remove_tape
+from ._tape import SCHEMA_VERSION, Draw, Exchange, Record, RunInfo, Tape, blob_hash
+from ._verify import VerifyReport, run_digest, verify
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Digest",
+    "Draw",
+    "Exchange",
+    "Record",
+    "Rewrite",
+    "RunInfo",
+    "Tape",
+    "VerifyReport",
+    "blob_hash",
+    "copy_tape",
+    "exchange_hash",
+    "remove_tape",
+    "run_digest",
+    "verify",
+]
