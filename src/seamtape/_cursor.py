@@ -496,7 +496,7 @@ def _split(body: bytes, chunks_json: str | None) -> list[bytes]:
 
 
 def _header_pairs(headers_json: str) -> list[Any]:
-    pairs = json.loads(headers_json)
+    pairs: list[Any] = json.loads(headers_json)
     if "\\u" not in headers_json:  # plain ASCII: the HTTP libraries take [name, value] as is
         return pairs
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]

@@ -64,7 +64,10 @@ def trip_agent(session: Session, question: str = QUESTION) -> dict[str, Any]:
     calls: list[str] = []
     for _ in range(8):
         reply = client.messages.create(
-            model="sim-claude", max_tokens=512, tools=TOOLS, messages=messages
+            model="sim-claude",
+            max_tokens=512,
+            tools=TOOLS,  # type: ignore[arg-type]  # plain dicts, as the SDK's docs write them
+            messages=messages,  # type: ignore[arg-type]
         )
         messages.append({"role": "assistant", "content": [b.model_dump() for b in reply.content]})
         uses = [b for b in reply.content if b.type == "tool_use"]

@@ -41,6 +41,7 @@ def run_experiment(
     """
     from seamtape.proof import bench, validate
 
+    run: Callable[..., dict[str, Any]]
     run, compare, markdown = {
         "validate": (validate.run_validate, validate.check, validate.markdown),
         "bench": (bench.run_bench, bench.check, bench.markdown),

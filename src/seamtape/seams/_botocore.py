@@ -184,7 +184,7 @@ class _TeeRaw(_Readable):
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         try:
-            data = self._inner.read(amt, *args, **kwargs)
+            data: bytes = self._inner.read(amt, *args, **kwargs)
         except Exception as exc:
             self._fail(exc)
             raise
@@ -257,7 +257,7 @@ def _play(playback: Playback, request: Any) -> Any:
     try:
         from urllib3 import HTTPHeaderDict
     except ImportError:  # urllib3 1.26, which botocore still allows
-        from urllib3._collections import HTTPHeaderDict  # type: ignore[no-redef]
+        from urllib3._collections import HTTPHeaderDict
 
     if playback.status == 0:  # the attempt failed before any response arrived
         raise _error(playback.error or {})
@@ -284,13 +284,14 @@ def _error(error: dict[str, str]) -> Exception:
     if botocore_cls is not None:
         # botocore's exceptions format a message from keyword arguments the tape does not
         # hold; the recorded message is that formatted text already.
-        exc = botocore_cls.__new__(botocore_cls)
+        exc: Exception = botocore_cls.__new__(botocore_cls)  # type: ignore[call-overload]
         Exception.__init__(exc, message)
-        exc.kwargs = {}
+        exc.kwargs = {}  # type: ignore[attr-defined]
         return exc
     if urllib3_cls is not None:
         try:
-            return urllib3_cls(message)
+            made: Exception = urllib3_cls(message)
+            return made
         except TypeError:
             pass
     import urllib3.exceptions

@@ -224,4 +224,5 @@ def _transport_error(lib: ModuleType, error: dict[str, str], request: Any = None
     cls = getattr(lib, name, None)
     if not (isinstance(cls, type) and issubclass(cls, lib.TransportError)):
         cls, message = lib.TransportError, f"{name}: {message}"
-    return cls(message, request=request)
+    exc: Exception = cls(message, request=request)
+    return exc

@@ -54,7 +54,7 @@ def _install(libraries: tuple[str, ...]) -> None:
                 continue
             for cls, is_async in ((lib.Client, False), (lib.AsyncClient, True)):
                 _originals.append((cls, cls.__init__))
-                cls.__init__ = _patched(cls.__init__, name, is_async)  # type: ignore[method-assign]
+                cls.__init__ = _patched(cls.__init__, name, is_async)
 
 
 def _uninstall() -> None:
@@ -65,7 +65,7 @@ def _uninstall() -> None:
             return
         while _originals:
             cls, init = _originals.pop()
-            cls.__init__ = init  # type: ignore[method-assign]
+            cls.__init__ = init  # type: ignore[misc]
 
 
 def _patched(init: Callable[..., None], library: str, is_async: bool) -> Callable[..., None]:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias, runtime_checkable
@@ -368,9 +368,9 @@ def _value(schema: Mapping[str, Any], name: str, draws: Draws, words: list[str],
         high = int(schema.get("maximum", low + 99))
         return low + draws.below(max(high - low, 0) + 1)
     if kind == "number":
-        low = float(schema.get("minimum", 0.0))
-        high = float(schema.get("maximum", low + 100.0))
-        return round(low + draws.uniform() * (high - low), 2)
+        least = float(schema.get("minimum", 0.0))
+        most = float(schema.get("maximum", least + 100.0))
+        return round(least + draws.uniform() * (most - least), 2)
     if kind == "boolean":
         return bool(draws.below(2))
     if kind == "null":
@@ -427,7 +427,7 @@ def policy_from_spec(spec: str | None) -> Policy:
 
 
 def _stochastic_options(text: str) -> dict[str, Any]:
-    casts = {
+    casts: dict[str, Callable[[str], Any]] = {
         "seed": int,
         "temperature": float,
         "tool_rate": float,

@@ -407,7 +407,8 @@ class Tape:
                 import zstandard
 
                 self._zstd_d = zstandard.ZstdDecompressor()
-            return self._zstd_d.decompress(data)
+            plain: bytes = self._zstd_d.decompress(data)
+            return plain
         if codec == _DELTA:
             base_digest, prefix, suffix, middle = _unpack_delta(data)
             base = self.blob(base_digest)
@@ -486,7 +487,8 @@ class Tape:
 
     @staticmethod
     def _raw_blob(db: sqlite3.Connection, digest: bytes) -> bytes:
-        return db.execute("SELECT data FROM blob WHERE hash=?", (digest,)).fetchone()[0]
+        data: bytes = db.execute("SELECT data FROM blob WHERE hash=?", (digest,)).fetchone()[0]
+        return data
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -642,7 +644,7 @@ class Tape:
             rows = self._db.execute(
                 f"SELECT {_EXCHANGE_COLUMNS} FROM exchange WHERE run=? ORDER BY seq", (run_id,)
             ).fetchall()
-        return [Exchange(*row, _tape=self) for row in rows]
+        return [Exchange(*row, _tape=self) for row in rows]  # type: ignore[misc]  # rows hold the columns before _tape
 
     def draws(self, run_id: str) -> list[Draw]:
         with self._guard():

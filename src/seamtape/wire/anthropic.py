@@ -162,6 +162,7 @@ class StreamState:
             self.message["content"] = []
             self.message["usage"] = dict(self.message.get("usage") or {})
             return
+        block: dict[str, Any] | None
         if kind == "content_block_start":
             block = dict(data["content_block"])
             if block.get("type") == "tool_use":
