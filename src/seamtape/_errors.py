@@ -37,6 +37,17 @@ class ManifestError(SeamtapeError):
     """A replay manifest cannot be used: unreadable, malformed, or naming what does not exist."""
 
 
+class NotReplayableError(SeamtapeError):
+    """A run ingested from a trace: it has steps but no bytes, so it cannot be replayed or forked."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id} was ingested from a trace, which holds no bytes: it cannot be "
+            "replayed or forked (show, lint, diff and export read it)"
+        )
+
+
 class SecretWarning(UserWarning):
     """A request or response body carries something that looks like a credential."""
 

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from seamtape._cursor import Cursor, Substitute
-from seamtape._errors import DivergenceError, SeamtapeError
+from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
@@ -80,6 +80,8 @@ class Session:
                 self._cursor = Cursor(tape, self.run_id, live=True)
             else:
                 self.recorded = parent = tape.run(self._run_arg)
+                if parent.status == "ingested":
+                    raise NotReplayableError(parent.id)
                 self._upstream = parent.upstream
                 if self.mode == "replay":
                     self.run_id = parent.id
