@@ -1,0 +1,361 @@
+"""The localhost proxy, driven by clients that are not Python (curl, Node's fetch): record
+against the simulator, stop it, replay; streams, divergences, several upstreams, retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from seamtape import sim
+from seamtape._errors import SeamtapeError
+from seamtape.engine.proxy import serve_proxy
+from seamtape.seams._proxy import DIVERGENCE_STATUS, Route, parse_routes, routes_from_text
+from seamtape.tape import Tape
+
+CURL = shutil.which("curl")
+NODE = shutil.which("node")
+needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (apt-get install curl)")
+needs_node = pytest.mark.skipif(
+    NODE is None, reason="Node is not installed (apt-get install nodejs): no fetch client to test"
+)
+FETCH_CLIENT = Path(__file__).parent / "clients" / "fetch_client.mjs"
+
+
+def anthropic_body(text: str = "What is the weather in Paris?", *, stream: bool = False) -> str:
+    doc = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": text}],
+    }
+    if stream:
+        doc["stream"] = True
+    return json.dumps(doc)
+
+
+def openai_body(text: str = "hello") -> str:
+    return json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+
+
+_CURL_REQUEST = (
+    *("-H", "content-type: application/json"),
+    *("-H", "x-api-key: sk-ant-api03-curlsecret"),
+    "--data-binary",
+)
+
+
+def curl(url: str, body: str, *extra: str) -> bytes:
+    """Status line, headers and body exactly as curl received them (-i), unbuffered (-N)."""
+    assert CURL is not None
+    done = subprocess.run(
+        [CURL, "-sS", "-i", "-N", "--max-time", "20", url, *extra, *_CURL_REQUEST, body],
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def body_of(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[1]
+
+
+def node_fetch(*requests: tuple[str, str]) -> list[dict[str, Any]]:
+    """Each (url, body) POSTed in turn by one Node process; status, headers, body of each."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, str(FETCH_CLIENT), json.dumps(requests)], capture_output=True, check=True, timeout=60
+    )
+    return json.loads(done.stdout)
+
+
+# --- curl -------------------------------------------------------------------------------------
+
+
+@needs_curl
+def test_curl_json_and_stream_record_then_replay_with_the_simulator_stopped(
+    tape_path: Path,
+) -> None:
+    with sim.serve() as upstream:
+        sim_url = upstream.base_url
+        with serve_proxy(tape_path, "record", upstreams=[sim_url]) as proxy:
+            recorded_json = curl(proxy.base_url + "/v1/messages", anthropic_body())
+            recorded_stream = curl(proxy.base_url + "/v1/messages", anthropic_body(stream=True))
+        assert upstream.request_count == 2
+    assert proxy.report is not None and proxy.report.live == 2
+    assert status_of(recorded_json) == 200 and b'"type":"message"' in body_of(recorded_json)
+    assert b"event: message_stop" in body_of(recorded_stream)
+
+    with Tape(tape_path) as tape:
+        run = tape.run()
+        exchanges = tape.exchanges(run.id)
+    assert run.upstream == sim_url
+    assert [ex.url for ex in exchanges] == [sim_url + "/v1/messages"] * 2
+    assert exchanges[1].chunks is not None and len(exchanges[1].chunks) > 3  # as it arrived
+    request_headers = dict((k.lower(), v) for k, v in exchanges[0].request_headers)
+    assert "curlsecret" not in request_headers["x-api-key"]  # redacted, as in-process seams do
+
+    # The simulator is stopped: the proxy answers from the tape, byte for byte.
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert curl(proxy.base_url + "/v1/messages", anthropic_body()) == recorded_json
+        replayed_stream = curl(proxy.base_url + "/v1/messages", anthropic_body(stream=True))
+    assert replayed_stream == recorded_stream
+    assert proxy.report is not None
+    assert (proxy.report.served, proxy.report.live, proxy.report.divergence) == (2, 0, None)
+    assert proxy.report.digest == run.digest
+
+
+@needs_curl
+def test_status_and_headers_are_kept_and_retries_are_each_their_own_exchange(
+    tape_path: Path,
+) -> None:
+    with sim.serve() as upstream:
+        upstream.inject(sim.Fault.rate_limit(retry_after=0))
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            first = curl(proxy.base_url + "/v1/messages", anthropic_body())
+            second = curl(proxy.base_url + "/v1/messages", anthropic_body())  # the client's retry
+    assert (status_of(first), status_of(second)) == (429, 200)
+    assert b"retry-after: 0" in first.lower()
+    with Tape(tape_path) as tape:
+        assert [ex.status for ex in tape.exchanges(tape.run().id)] == [429, 200]
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert curl(proxy.base_url + "/v1/messages", anthropic_body()) == first
+        assert curl(proxy.base_url + "/v1/messages", anthropic_body()) == second
+
+
+@needs_curl
+def test_an_unmatched_request_is_answered_with_the_divergence_and_reaches_no_network(
+    tape_path: Path,
+) -> None:
+    log: list[str] = []
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            curl(proxy.base_url + "/v1/messages", anthropic_body("first question"))
+        # The simulator stays up: a replay that went live would reach it.
+        with serve_proxy(tape_path, "replay", log=log.append) as proxy:
+            raw = curl(proxy.base_url + "/v1/messages", anthropic_body("another question"))
+        assert upstream.request_count == 1
+    assert status_of(raw) == DIVERGENCE_STATUS
+    assert b"x-seamtape-divergence: true" in raw.lower()
+    error = json.loads(body_of(raw))["error"]
+    assert error["type"] == "seamtape_divergence"
+    assert error["step"] == 1
+    assert error["path"] == "$.messages[0].content"
+    assert (error["recorded"], error["new"]) == ("first question", "another question")
+    assert any("412" in line and "$.messages[0].content" in line for line in log)
+    assert proxy.report is not None and proxy.report.divergence is not None
+    assert "step 1" in proxy.report.divergence
+
+
+@needs_curl
+def test_several_upstreams_at_once_one_path_prefix_each(tmp_path: Path) -> None:
+    tape_path = tmp_path / "multi.tape"
+    with sim.serve() as anthropic_sim, sim.serve() as openai_sim:
+        a_url, o_url = anthropic_sim.base_url, openai_sim.openai_base_url
+        specs = [f"anthropic={a_url}", f"openai={o_url}"]
+        with serve_proxy(tape_path, "record", upstreams=specs) as proxy:
+            variables = dict(proxy.variables)
+            a = curl(variables["ANTHROPIC_BASE_URL"] + "/v1/messages", anthropic_body())
+            o = curl(variables["OPENAI_BASE_URL"] + "/chat/completions", openai_body())
+        assert (anthropic_sim.request_count, openai_sim.request_count) == (1, 1)
+    assert variables["ANTHROPIC_BASE_URL"] == proxy.base_url + "/anthropic"
+    assert variables["OPENAI_BASE_URL"] == proxy.base_url + "/openai"  # the /v1 is upstream's
+    assert b'"type":"message"' in body_of(a) and b'"chat.completion"' in body_of(o)
+    with Tape(tape_path) as tape:
+        urls = [ex.url for ex in tape.exchanges(tape.run().id)]
+    assert urls == [a_url + "/v1/messages", o_url + "/chat/completions"]
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert curl(proxy.base_url + "/anthropic/v1/messages", anthropic_body()) == a
+        assert curl(proxy.base_url + "/openai/chat/completions", openai_body()) == o
+        missing = curl(proxy.base_url + "/gemini/v1beta/models/x:generateContent", "{}")
+    assert status_of(missing) == 404 and b"/anthropic/" in missing
+
+
+@needs_curl
+def test_an_upstream_that_is_down_is_a_502_recorded_and_replayed(tape_path: Path) -> None:
+    with sim.serve() as upstream:
+        dead = upstream.base_url  # the port is free once the simulator stops
+    with serve_proxy(tape_path, "record", upstreams=[dead]) as proxy:
+        raw = curl(proxy.base_url + "/v1/messages", anthropic_body())
+    assert status_of(raw) == 502
+    assert json.loads(body_of(raw))["error"]["type"] == "seamtape_upstream_error"
+    with Tape(tape_path) as tape:
+        (exchange,) = tape.exchanges(tape.run().id)
+    assert exchange.status == 0 and exchange.error is not None
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert status_of(curl(proxy.base_url + "/v1/messages", anthropic_body())) == 502
+    assert proxy.report is not None and proxy.report.divergence is None
+
+
+@needs_curl
+def test_a_fork_serves_the_prefix_substitutes_the_step_and_records_the_tail(
+    tape_path: Path,
+) -> None:
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            one = curl(proxy.base_url + "/v1/messages", anthropic_body("one"))
+            curl(proxy.base_url + "/v1/messages", anthropic_body("two"))
+        with serve_proxy(tape_path, "fork", step=2, edit={"text": "forked answer"}) as proxy:
+            assert curl(proxy.base_url + "/v1/messages", anthropic_body("one")) == one
+            two = curl(proxy.base_url + "/v1/messages", anthropic_body("two"))
+            assert upstream.request_count == 2  # the prefix and the substitute cost nothing
+            curl(proxy.base_url + "/v1/messages", anthropic_body("three"))
+        assert upstream.request_count == 3  # the tail went live
+    assert b"forked answer" in body_of(two)
+    assert proxy.report is not None and (proxy.report.served, proxy.report.live) == (1, 1)
+    with Tape(tape_path) as tape:
+        fork = tape.run(proxy.run_id)
+        assert fork.parent is not None and fork.fork_step == 2
+        assert len(tape.exchanges(fork.id)) == 3
+
+
+# --- streams as they arrive -------------------------------------------------------------------
+
+
+def test_a_stream_reaches_the_client_chunk_by_chunk_as_it_arrives(tape_path: Path) -> None:
+    gate = threading.Event()
+    with sim.serve() as upstream:
+        upstream.inject(sim.Fault.hold_stream(until=gate, after_frames=1))
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            body = anthropic_body(stream=True).encode()
+            timeout = httpx.Timeout(10.0)  # a proxy that waited for the whole body would hang
+            with httpx.stream(
+                "POST", proxy.base_url + "/v1/messages", content=body, timeout=timeout
+            ) as response:
+                chunks = response.iter_raw()
+                first = next(chunks)
+                # The upstream holds every later frame until the gate opens.
+                assert b"message_start" in first and b"message_stop" not in first
+                gate.set()
+                rest = b"".join(chunks)
+    assert b"event: message_stop" in rest
+
+
+# --- Node's fetch ----------------------------------------------------------------------------
+
+
+@needs_node
+def test_node_fetch_json_and_stream_record_then_replay(tape_path: Path) -> None:
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            url = dict(proxy.variables)["ANTHROPIC_BASE_URL"] + "/v1/messages"
+            recorded = node_fetch((url, anthropic_body()), (url, anthropic_body(stream=True)))
+    assert [r["status"] for r in recorded] == [200, 200]
+    assert recorded[1]["headers"]["content-type"].startswith("text/event-stream")
+    assert "message_stop" in recorded[1]["body"]
+    with serve_proxy(tape_path, "replay") as proxy:
+        url = dict(proxy.variables)["ANTHROPIC_BASE_URL"] + "/v1/messages"
+        *replayed, diverged = node_fetch(
+            (url, anthropic_body()),
+            (url, anthropic_body(stream=True)),
+            (url, anthropic_body("not what was recorded")),
+        )
+    assert replayed == recorded
+    assert diverged["status"] == DIVERGENCE_STATUS
+    assert json.loads(diverged["body"])["error"]["type"] == "seamtape_divergence"
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+@needs_curl
+def test_the_cli_prints_the_base_url_and_variables_and_stops_on_a_signal(
+    tape_path: Path,
+) -> None:
+    def start(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "seamtape.faces.cli", "proxy", *args, "--tape", str(tape_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert process.stdout is not None
+        banner = []
+        for line in process.stdout:  # the banner ends with the Ctrl-C hint
+            banner.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C"):
+                return process, banner
+        raise AssertionError(
+            f"the proxy did not start: {process.stderr.read() if process.stderr else ''}"
+        )
+
+    def stop(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        return process.returncode, out, err
+
+    with sim.serve() as upstream:
+        process, banner = start("record", "--upstream", upstream.base_url)
+        variables = dict(
+            line.strip().removeprefix("export ").split("=", 1)
+            for line in banner
+            if line.strip().startswith("export ")
+        )
+        recorded = curl(variables["ANTHROPIC_BASE_URL"] + "/v1/messages", anthropic_body())
+        code, out, err = stop(process)
+    assert banner[0].startswith("seamtape proxy (record, run ")
+    assert set(variables) >= {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL"}
+    assert variables["OPENAI_BASE_URL"].endswith("/v1")
+    assert code == 0 and "0 exchanges served from the tape, 1 live" in out
+    assert "POST /v1/messages → 200" in err
+
+    process, banner = start("replay")
+    base = dict(
+        line.strip().removeprefix("export ").split("=", 1)
+        for line in banner
+        if line.strip().startswith("export ")
+    )["ANTHROPIC_BASE_URL"]
+    assert curl(base + "/v1/messages", anthropic_body()) == recorded
+    diverged = curl(base + "/v1/messages", anthropic_body())  # one more than was recorded
+    code, out, err = stop(process)
+    assert status_of(diverged) == DIVERGENCE_STATUS
+    assert code == 1 and "was never recorded" in err
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+def test_routes_parse_and_round_trip_through_the_run() -> None:
+    routes = parse_routes(["anthropic=https://api.anthropic.com/", "https://example.test/v1"])
+    assert routes == [
+        Route("anthropic", "https://api.anthropic.com"),
+        Route("", "https://example.test/v1"),
+    ]
+    assert routes_from_text("anthropic=https://api.anthropic.com https://example.test/v1") == routes
+
+
+@pytest.mark.parametrize(
+    ("specs", "complaint"),
+    [
+        ([], "at least one --upstream"),
+        (["ftp://example.test"], "http(s) URL"),
+        (["a b=https://x.test"], "the name must be"),
+        (["x=https://a.test", "x=https://b.test"], "given twice"),
+        (["https://a.test?key=1"], "no query"),
+    ],
+)
+def test_bad_upstreams_are_one_clear_error(specs: list[str], complaint: str) -> None:
+    with pytest.raises(SeamtapeError, match=None) as caught:
+        parse_routes(specs)
+    assert complaint in str(caught.value)
+
+
+def test_a_replay_takes_no_upstream_and_a_missing_tape_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SeamtapeError, match="drop --upstream"):
+        serve_proxy(tmp_path / "t.tape", "replay", upstreams=["https://x.test"])
+    with pytest.raises(SeamtapeError):
+        serve_proxy(tmp_path / "missing.tape", "replay")
+    assert not (tmp_path / "missing.tape").exists()
