@@ -107,6 +107,7 @@ def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
         f"run {info.id}"
         + (f" ({info.name})" if info.name else "")
         + f" · {info.status} · {created} UTC{lineage}"
+        + (" · from a trace: not replayable" if info.status == "ingested" else "")
         + (f" · {', '.join(hosts)}" if hosts else "")
     )
     table = Table(
