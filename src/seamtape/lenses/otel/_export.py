@@ -329,7 +329,7 @@ def _tool_spans(
     """A span per tool call of this step, from its answer to the next model call."""
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-    results = {}
+    results: dict[str, Any] = {}
     for step in later:
         for result in step.tool_results if step is not None else ():
             results.setdefault(result.call_id, result)
