@@ -94,8 +94,12 @@ def export_trace(
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
-    from seamtape import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        scope_version = version("seamtape")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        scope_version = ""
     with Tape(tape) as t:
         runs = [t.run(run)] if run else t.runs()
         findings = findings_by_step(blame, lint, [r.id for r in runs])
@@ -107,7 +111,7 @@ def export_trace(
             {SERVICE_NAME: service_name, "seamtape.tape": os.path.basename(os.fspath(tape))}
         )
     )
-    scope = InstrumentationScope(name=SCOPE, version=__version__)
+    scope = InstrumentationScope(name=SCOPE, version=scope_version)
     request = _request_class()(
         resource_spans=[
             ResourceSpans(resource=resource, scope_spans=[ScopeSpans(scope=scope, spans=spans)])
