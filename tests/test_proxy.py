@@ -19,6 +19,8 @@ import pytest
 from seamtape import sim
 from seamtape._errors import SeamtapeError
 from seamtape.engine.proxy import serve_proxy
+from seamtape.seams._ignore import _ANY as ANY
+from seamtape.seams._ignore import parse_path, without
 from seamtape.seams._proxy import DIVERGENCE_STATUS, Route, parse_routes, routes_from_text
 from seamtape.tape import Tape
 
@@ -359,3 +361,57 @@ def test_a_replay_takes_no_upstream_and_a_missing_tape_is_an_error(tmp_path: Pat
     with pytest.raises(SeamtapeError):
         serve_proxy(tmp_path / "missing.tape", "replay")
     assert not (tmp_path / "missing.tape").exists()
+
+
+# --- ignorable paths --------------------------------------------------------------------------
+
+
+def stamped(stamp: str, text: str = "hello") -> str:
+    """A request as a client that stamps each one (a time, an id of its own) sends it."""
+    doc = json.loads(anthropic_body(text))
+    doc["metadata"] = {"user_id": stamp}
+    return json.dumps(doc)
+
+
+@needs_curl
+def test_ignored_paths_let_a_stamped_request_replay_and_nothing_else(tape_path: Path) -> None:
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            recorded = curl(proxy.base_url + "/v1/messages", stamped("run-1"))
+    with Tape(tape_path) as tape:
+        digest = tape.run().digest
+
+    with serve_proxy(tape_path, "replay") as proxy:  # without: the stamp is a divergence
+        raw = curl(proxy.base_url + "/v1/messages", stamped("run-2"))
+    error = json.loads(body_of(raw))["error"]
+    assert (error["path"], error["recorded"], error["new"]) == (
+        "$.metadata.user_id",
+        "run-1",
+        "run-2",
+    )
+    assert "--ignore-path" in error["hint"]
+
+    with serve_proxy(tape_path, "replay", ignore=["$.metadata.user_id"]) as proxy:
+        assert curl(proxy.base_url + "/v1/messages", stamped("run-2")) == recorded
+    assert proxy.report is not None
+    assert (proxy.report.ignored, proxy.report.divergence) == (1, None)
+    assert proxy.report.digest == digest
+
+    with serve_proxy(tape_path, "replay", ignore=["$.metadata.user_id"]) as proxy:
+        raw = curl(proxy.base_url + "/v1/messages", stamped("run-3", text="something else"))
+    assert status_of(raw) == DIVERGENCE_STATUS  # a difference elsewhere still diverges
+    assert json.loads(body_of(raw))["error"]["path"] == "$.messages[0].content"
+
+
+def test_ignore_paths_parse_as_divergences_name_them() -> None:
+    assert parse_path('$.messages[*].metadata["x-id"]') == ("messages", ANY, "metadata", "x-id")
+    doc = {"a": [{"t": 1, "k": 2}, {"t": 3}], "b": 4}
+    assert without(doc, [parse_path("$.a[*].t"), parse_path("$.missing.path")]) == {
+        "a": [{"k": 2}, {}],
+        "b": 4,
+    }
+    for bad in ("metadata.id", "$", "$.a b", "$[x]"):
+        with pytest.raises(SeamtapeError, match="ignore path"):
+            parse_path(bad)
+    with pytest.raises(SeamtapeError, match="replay or fork"):
+        serve_proxy("unused.tape", "record", upstreams=["https://x.test"], ignore=["$.a"])

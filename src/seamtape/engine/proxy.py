@@ -57,6 +57,7 @@ class ProxyReport:
     live: int = 0  # exchanges that went to an upstream
     digest: str = ""
     divergence: str | None = None  # the run's verdict when a replay diverged
+    ignored: int = 0  # served although they differed from the recording at an ignored path
 
 
 @dataclass
@@ -120,14 +121,17 @@ def serve_proxy(
     edit: dict[str, Any] | None = None,
     response: bytes | None = None,
     resample: bool = False,
+    ignore: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
 ) -> RunningProxy:
     """Start a proxy on 127.0.0.1 that records, replays or forks a run of ``tape``.
 
     ``upstreams`` are ``URL`` or ``name=URL`` specs: required to record; for a fork they
     override where live requests go, per route; a replay has none (nothing goes live). A fork
-    substitutes ``step`` with exactly one of ``edit``, ``response`` or ``resample``. Stop it
-    with ``stop()`` or a ``with`` block; a replay's divergence is in the report, not raised.
+    substitutes ``step`` with exactly one of ``edit``, ``response`` or ``resample``.
+    ``ignore`` lists JSON paths (``$.metadata.request_time``) at which a request body may
+    differ from the recorded one and still be served from the tape. Stop it with ``stop()``
+    or a ``with`` block; a replay's divergence is in the report, not raised.
     """
     from seamtape._session import Session
     from seamtape.seams import default_inner
@@ -141,6 +145,8 @@ def serve_proxy(
 
     if mode not in MODES:
         raise SeamtapeError(f"proxy mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if ignore and mode == "record":
+        raise SeamtapeError("--ignore-path applies to what is served from a tape: replay or fork")
     _require_httpx2()
     live_routes: dict[str, str] = {}
     if mode == "record":
@@ -169,7 +175,9 @@ def serve_proxy(
             if live is not None and live.rstrip("/") != route.upstream:
                 inner = rewriting_transport(inner, route.upstream, live.rstrip("/"))
             transports[route.name] = session.httpx2_transport(inner)
-        server = ProxyServer(routes, transports, port=port, log=log).start()
+        ignoring = _ignoring(session, ignore, step if mode == "fork" else None)
+        prepare = ignoring if ignoring is not None else None
+        server = ProxyServer(routes, transports, port=port, log=log, prepare=prepare).start()
     except BaseException as exc:
         session.__exit__(type(exc), exc, exc.__traceback__)
         raise
@@ -190,6 +198,7 @@ def serve_proxy(
                 transport.close()
         stats = session.stats
         report.served, report.live, report.digest = stats["served"], stats["live"], session.digest
+        report.ignored = ignoring.ignored if ignoring is not None else 0
         return report
 
     return RunningProxy(
@@ -199,6 +208,24 @@ def serve_proxy(
         routes=[(r.name, r.upstream, server.route_url(r)) for r in routes],
         _stop=stop,
     )
+
+
+def _ignoring(session: Any, paths: Sequence[str], step: int | None) -> Any:
+    """The body hook for ignorable paths over the requests this session will serve."""
+    if not paths:
+        return None
+    from seamtape._match import canonical_url
+    from seamtape.seams._ignore import IgnoringPaths
+    from seamtape.tape import Tape
+
+    parent = session.recorded
+    with Tape(session.path) as tape:
+        exchanges = [ex for ex in tape.exchanges(parent.id) if step is None or ex.seq < step]
+        bodies = tape.blobs(ex.request_body for ex in exchanges)
+    recorded = [
+        (ex.method, ex.url, (lambda data=bodies[ex.request_body]: data)) for ex in exchanges
+    ]
+    return IgnoringPaths(recorded, paths, canonical_url)
 
 
 def _fork_session(

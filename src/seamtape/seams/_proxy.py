@@ -143,7 +143,8 @@ def rewriting_transport(inner: Any, recorded: str, live: str) -> Any:
 class ProxyServer:
     """A base-URL proxy on 127.0.0.1; ``transports`` maps each route's name to its transport.
 
-    ``log`` gets one line per request (and the whole divergence when one is answered).
+    ``log`` gets one line per request (and the whole divergence when one is answered);
+    ``prepare`` may swap a request's body before the cursor sees it (ignorable paths).
     """
 
     def __init__(
@@ -153,6 +154,7 @@ class ProxyServer:
         *,
         port: int = 0,
         log: Callable[[str], None] | None = None,
+        prepare: Callable[[str, str, bytes], bytes] | None = None,
     ) -> None:
         missing = [r.name for r in routes if r.name not in transports]
         if missing:
@@ -161,6 +163,8 @@ class ProxyServer:
         self.routes = sorted(routes, key=lambda r: -len(r.prefix))
         self.transports = dict(transports)
         self.log = log or (lambda line: None)
+        # (method, upstream URL, body) -> the body the cursor sees (see IgnoringPaths)
+        self.prepare = prepare
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -234,6 +238,12 @@ def divergence_body(exc: DivergenceError) -> dict[str, Any]:
             "path": exc.path,
             "recorded": _jsonable(exc.recorded),
             "new": _jsonable(exc.new),
+            "hint": (
+                "if this field differs on every run (a timestamp, an id made by the client), "
+                "replay with --ignore-path PATH"
+                if exc.path.startswith("$")
+                else ""
+            ),
         },
     }
 
@@ -321,6 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         route, rest = found
+        url = route.upstream + rest
+        if proxy.prepare is not None:
+            body = proxy.prepare(self.command, url, body)
         headers = [
             (k, v)
             for k, v in self.headers.items()
@@ -328,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         request = httpx2.Request(
             self.command,
-            route.upstream + rest,
+            url,
             headers=headers,
             content=body,
             extensions={"timeout": _TIMEOUT},

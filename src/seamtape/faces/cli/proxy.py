@@ -33,6 +33,15 @@ UpstreamsOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Do not log each request.")]
+IgnoreOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore-path",
+        help="A JSON path (as a divergence names it) where a request may differ and still "
+        "be served, e.g. $.metadata.request_time (repeat).",
+        show_default=False,
+    ),
+]
 
 
 def _serve(running: RunningProxy) -> None:
@@ -55,7 +64,8 @@ def _serve(running: RunningProxy) -> None:
     report = running.stop()
     console.print(
         f"stopped: run {report.run_id}, {report.served} exchanges served from the tape, "
-        f"{report.live} live, digest {report.digest[:16]}",
+        f"{report.live} live, digest {report.digest[:16]}"
+        + (f"; {report.ignored} differed only at ignored paths" if report.ignored else ""),
         markup=False,
     )
     if report.divergence is not None:
@@ -94,12 +104,23 @@ def replay(
     partial: Annotated[
         bool, typer.Option(help="Allow the client to stop before the run's last request.")
     ] = False,
+    ignore_path: IgnoreOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Answer a client from a recorded run with no upstream at all; exit 1 if it diverged."""
     from seamtape.engine.proxy import serve_proxy
 
-    _serve(serve_proxy(tape, "replay", run=run, port=port, partial=partial, log=_log(quiet)))
+    _serve(
+        serve_proxy(
+            tape,
+            "replay",
+            run=run,
+            port=port,
+            partial=partial,
+            ignore=ignore_path or [],
+            log=_log(quiet),
+        )
+    )
 
 
 @proxy_app.command("fork")
@@ -117,6 +138,7 @@ def fork(
     upstream: UpstreamsOpt = None,
     port: PortOpt = 0,
     name: Annotated[str | None, typer.Option(help="A name for the fork.")] = None,
+    ignore_path: IgnoreOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Serve a run's steps before --step from the tape, substitute --step, record the rest."""
@@ -148,6 +170,7 @@ def fork(
             edit=fields,
             response=body,
             resample=resample,
+            ignore=ignore_path or [],
             log=_log(quiet),
         )
     )

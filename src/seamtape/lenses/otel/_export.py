@@ -90,11 +90,11 @@ def export_trace(
     blame report (``seamtape blame --json``) and ``lint`` a list of lint findings, each as
     parsed JSON; they are attached to the run they name.
     """
+    from importlib.metadata import PackageNotFoundError, version
+
     from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
-
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         scope_version = version("seamtape")
