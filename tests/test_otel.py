@@ -333,6 +333,7 @@ class Receiver:
 
     def __init__(self, rejected: int = 0) -> None:
         self.received: list[tuple[str, str, ExportTraceServiceRequest]] = []
+        self.headers: list[dict[str, str]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -343,6 +344,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 request = ExportTraceServiceRequest.FromString(body)
                 receiver.received.append((self.path, self.headers["content-type"], request))
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 answer = ExportTraceServiceResponse()
                 answer.partial_success.rejected_spans = rejected
                 data = answer.SerializeToString()
@@ -382,9 +384,19 @@ def test_the_cli_sends_to_an_endpoint_and_a_collector_that_is_down_is_one_line(
     recorded: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     endpoint = receiver.url + "/v1/traces"
-    code, out = seamtape_cli(capsys, "export", str(recorded), "--otel", "--otlp-endpoint", endpoint)
+    code, out = seamtape_cli(
+        capsys,
+        "export",
+        str(recorded),
+        "--otel",
+        "--otlp-endpoint",
+        endpoint,
+        "--otlp-header",
+        "Authorization=Basic abc",
+    )
     assert code == 0 and "sent" in out
     assert len(receiver.received) == 1
+    assert receiver.headers[0]["authorization"] == "Basic abc"
     receiver.stop()
     code, out = seamtape_cli(capsys, "export", str(recorded), "--otel", "--otlp-endpoint", endpoint)
     assert code == 2 and out.startswith("error: cannot send the trace") and "Traceback" not in out

@@ -50,6 +50,12 @@ def export(
         str | None,
         typer.Option("--otlp-endpoint", help="Also send it to this OTLP/HTTP collector URL."),
     ] = None,
+    otlp_header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--otlp-header", help="KEY=VALUE sent with the trace (repeat).", show_default=False
+        ),
+    ] = None,
     content: Annotated[
         bool,
         typer.Option(
@@ -71,6 +77,12 @@ def export(
         )
     if out is None and endpoint is None:
         raise typer.BadParameter("say where the trace goes: -o FILE and/or --otlp-endpoint URL")
+    headers = {}
+    for item in otlp_header or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--otlp-header")
+        headers[key.strip()] = value.strip()
     otel = _otel()
     trace = otel.export_trace(
         tape,
@@ -86,7 +98,7 @@ def export(
         otel.write_trace(trace, out)
         console.print(f"wrote {spans} spans to {out}", markup=False)
     if endpoint is not None:
-        sent = otel.push_trace(trace, endpoint)
+        sent = otel.push_trace(trace, endpoint, headers=headers)
         console.print(f"sent {sent} spans to {endpoint}", markup=False)
 
 
