@@ -126,15 +126,20 @@ def test_status_and_headers_are_kept_and_retries_are_each_their_own_exchange(
     with sim.serve() as upstream:
         upstream.inject(sim.Fault.rate_limit(retry_after=0))
         with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
-            first = curl(proxy.base_url + "/v1/messages", anthropic_body())
-            second = curl(proxy.base_url + "/v1/messages", anthropic_body())  # the client's retry
-    assert (status_of(first), status_of(second)) == (429, 200)
+            # curl's own retry: a 429 is transient to it, so it asks again (after about 1 s).
+            recorded = curl(proxy.base_url + "/v1/messages", anthropic_body(), "--retry", "1")
+        assert upstream.request_count == 2
+    first, second = recorded.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"429 ") and second.startswith(b"200 ")
     assert b"retry-after: 0" in first.lower()
     with Tape(tape_path) as tape:
-        assert [ex.status for ex in tape.exchanges(tape.run().id)] == [429, 200]
+        exchanges = tape.exchanges(tape.run().id)
+    assert [ex.status for ex in exchanges] == [429, 200]
+    assert ("retry-after", "0") in [(k.lower(), v) for k, v in exchanges[0].response_headers]
     with serve_proxy(tape_path, "replay") as proxy:
-        assert curl(proxy.base_url + "/v1/messages", anthropic_body()) == first
-        assert curl(proxy.base_url + "/v1/messages", anthropic_body()) == second
+        replayed = curl(proxy.base_url + "/v1/messages", anthropic_body(), "--retry", "1")
+    assert replayed == recorded
+    assert proxy.report is not None and (proxy.report.served, proxy.report.divergence) == (2, None)
 
 
 @needs_curl
