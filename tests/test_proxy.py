@@ -420,3 +420,56 @@ def test_ignore_paths_parse_as_divergences_name_them() -> None:
             parse_path(bad)
     with pytest.raises(SeamtapeError, match="replay or fork"):
         serve_proxy("unused.tape", "record", upstreams=["https://x.test"], ignore=["$.a"])
+
+
+@needs_curl
+def test_a_fork_sends_its_live_requests_to_the_upstream_it_is_given(tape_path: Path) -> None:
+    with sim.serve() as first:
+        with serve_proxy(tape_path, "record", upstreams=[first.base_url]) as proxy:
+            one = curl(proxy.base_url + "/v1/messages", anthropic_body("one"))
+            curl(proxy.base_url + "/v1/messages", anthropic_body("two"))
+    with sim.serve() as second:  # the first upstream is gone; the fork resamples on this one
+        with serve_proxy(
+            tape_path, "fork", step=2, resample=True, upstreams=[second.base_url]
+        ) as proxy:
+            assert curl(proxy.base_url + "/v1/messages", anthropic_body("one")) == one
+            two = curl(proxy.base_url + "/v1/messages", anthropic_body("two"))
+        assert second.request_count == 1
+        assert second.requests[0].path == "/v1/messages"
+    assert status_of(two) == 200
+    with Tape(tape_path) as tape:
+        fork = tape.run(proxy.run_id)
+        # Stored against the recorded upstream, so the fork lines up with its parent.
+        assert [ex.url for ex in tape.exchanges(fork.id)][1].startswith(fork.upstream or "?")
+
+
+def test_concurrent_requests_record_and_replay_in_either_order(tape_path: Path) -> None:
+    import concurrent.futures
+
+    def both(base: str, order: list[str]) -> dict[str, bytes]:
+        def ask(text: str) -> tuple[str, bytes]:
+            payload = anthropic_body(text, stream=True)
+            response = httpx.post(base + "/v1/messages", content=payload, timeout=10)
+            return text, response.content
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return dict(pool.map(ask, order))
+
+    # The first stream is held open until the second request arrives: the two are in flight
+    # together, as concurrent requests are, so the replay may see them in either order.
+    second_arrived = threading.Event()
+
+    def hold_the_first(request: sim.RecordedRequest) -> sim.Fault | None:
+        if request.index == 1:
+            second_arrived.set()
+        return sim.Fault.hold_stream(until=second_arrived) if request.index == 0 else None
+
+    with sim.serve(faults=hold_the_first) as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            recorded = both(proxy.base_url, ["left", "right"])
+    with Tape(tape_path) as tape:
+        assert [ex.batch for ex in tape.exchanges(tape.run().id)] == [1, 1]
+    with serve_proxy(tape_path, "replay") as proxy:
+        replayed = both(proxy.base_url, ["right", "left"])
+    assert replayed == recorded
+    assert proxy.report is not None and proxy.report.divergence is None
