@@ -444,6 +444,7 @@ def test_an_ingested_trace_has_the_steps_shows_and_refuses_replay(
         (run,) = tape.runs()
         steps = steps_of(tape, run.id)
     assert run.status == otel.INGESTED
+    assert run.name == "trip-planner (ingested)"
     assert len(steps) == len(original)
     for new, old in zip(steps, original, strict=True):
         assert new is not None and old is not None
@@ -453,6 +454,7 @@ def test_an_ingested_trace_has_the_steps_shows_and_refuses_replay(
             old.stop_reason,
         )
         assert asdict(new.usage) == asdict(old.usage)
+        assert new.stream == old.stream
         assert [(c.id, c.name, c.arguments) for c in new.tool_calls] == [
             (c.id, c.name, c.arguments) for c in old.tool_calls
         ]

@@ -337,7 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = [
             (k, v)
             for k, v in self.headers.items()
-            if k.lower() not in _HOP_BY_HOP and k.lower() not in ("host", "content-length")
+            if k.lower() not in _HOP_BY_HOP
+            and k.lower() not in ("host", "content-length", "expect")
         ]
         request = httpx2.Request(
             self.command,

@@ -33,6 +33,7 @@ from ._names import (
     PROVIDER,
     REQUEST_MAX_TOKENS,
     REQUEST_MODEL,
+    REQUEST_STREAM,
     RESPONSE_ID,
     RESPONSE_MODEL,
     SERVER_ADDRESS,
@@ -183,10 +184,12 @@ def _is_model_call(span: _Span) -> bool:
 
 
 def _run_name(spans: list[_Span], trace_id: bytes) -> str:
+    """The agent's name, else the root span's (when it says more than the operation)."""
     for span in sorted(spans, key=lambda s: s.start):
         if span.operation == "invoke_agent" or not span.parent:
             agent = span.attributes.get(AGENT_NAME)
-            return f"{agent or span.name} (ingested)"
+            if agent or span.name not in ("", "invoke_agent"):
+                return f"{agent or span.name} (ingested)"
     return f"trace {trace_id.hex()[:12]} (ingested)"
 
 
@@ -224,9 +227,10 @@ def _exchange(seq: int, span: _Span, tools: list[_Span]) -> tuple[Exchange, byte
         step.stop_reason = "error"
         step.status = int(attrs.get(HTTP_STATUS) or 500)
         step.text = span.status_message or step.text or f"HTTP {step.status}"
-    encoded = wire.encode_response(step, stream=False)
+    stream = attrs.get(REQUEST_STREAM) is True
+    encoded = wire.encode_response(step, stream=stream)
     max_tokens = attrs.get(REQUEST_MAX_TOKENS)
-    path, body = _request(api, request_model, system, messages, max_tokens)
+    path, body = _request(api, request_model, system, messages, max_tokens, stream)
     url = _base_url(api, attrs) + path
     request_body = json.dumps(body).encode()
     response_body = b"".join(encoded.chunks)
@@ -243,7 +247,8 @@ def _exchange(seq: int, span: _Span, tools: list[_Span]) -> tuple[Exchange, byte
         http_version="HTTP/1.1",
         reason="",
         response_body=blob_hash(response_body),
-        chunks_json=None,
+        # A stream keeps its frames apart, as a recorded one does (no arrival times: 0 ms).
+        chunks_json=json.dumps([[len(c), 0.0] for c in encoded.chunks]) if stream else None,
         error_json=None,
         started=span.start / 1e9,
         ended=max(span.end, span.start) / 1e9,
@@ -345,7 +350,12 @@ def _base_url(api: str, attrs: dict[str, Any]) -> str:
 
 
 def _request(
-    api: str, model: str, system: str, messages: list[wire.Message], max_tokens: Any
+    api: str,
+    model: str,
+    system: str,
+    messages: list[wire.Message],
+    max_tokens: Any,
+    stream: bool,
 ) -> tuple[str, dict[str, Any]]:
     """The path and a minimal request body in ``api``'s format that its codec decodes back."""
     if api == "anthropic.messages":
@@ -356,23 +366,28 @@ def _request(
         }
         if system:
             body["system"] = system
+        if stream:
+            body["stream"] = True
         return "/v1/messages", body
     if api == "gemini.generate":
         body = {"contents": [_gemini_content(m) for m in messages]}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        return f"/v1beta/models/{model}:generateContent", body
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/v1beta/models/{model}:{method}", body
     if api == "bedrock.converse":
         body = {"messages": [_bedrock_message(m) for m in messages]}
         if system:
             body["system"] = [{"text": system}]
-        return f"/model/{model}/converse", body
+        return f"/model/{model}/converse" + ("-stream" if stream else ""), body
     chat = [{"role": "system", "content": system}] if system else []
     for m in messages:
         chat += _openai_messages(m)
     body = {"model": model, "messages": chat}
     if isinstance(max_tokens, int):
         body["max_tokens"] = max_tokens
+    if stream:
+        body["stream"] = True
     return "/v1/chat/completions", body
 
 
