@@ -23,7 +23,7 @@ _PATH = "/v1/traces"
 
 def trace_to_json(request: Any, *, indent: int | None = 2) -> str:
     """An ``ExportTraceServiceRequest`` as OTLP JSON (what collectors and file exporters read)."""
-    from google.protobuf import json_format  # type: ignore[import-untyped]
+    from google.protobuf import json_format
 
     doc = json_format.MessageToDict(request, use_integers_for_enums=True)
     return json.dumps(_ids(doc, _b64_to_hex), indent=indent)
@@ -31,7 +31,7 @@ def trace_to_json(request: Any, *, indent: int | None = 2) -> str:
 
 def trace_from_json(text: str | bytes) -> Any:
     """An ``ExportTraceServiceRequest`` from OTLP JSON; SeamtapeError if it is not one."""
-    from google.protobuf import json_format  # type: ignore[import-untyped]
+    from google.protobuf import json_format
 
     request = _request()
     try:
@@ -44,7 +44,7 @@ def trace_from_json(text: str | bytes) -> Any:
 
 def read_trace(path: str | os.PathLike[str]) -> Any:
     """A trace file: OTLP JSON, JSON Lines of OTLP JSON (a file exporter's), or protobuf."""
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+    from google.protobuf.message import DecodeError
 
     try:
         data = Path(path).read_bytes()
@@ -129,7 +129,7 @@ def traces_url(endpoint: str) -> str:
 
 def _rejected(response: Any) -> int:
     """Spans a collector's partial-success answer says it dropped (0 if it says nothing)."""
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+    from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceResponse,
     )
