@@ -473,3 +473,10 @@ def test_concurrent_requests_record_and_replay_in_either_order(tape_path: Path) 
         replayed = both(proxy.base_url, ["right", "left"])
     assert replayed == recorded
     assert proxy.report is not None and proxy.report.divergence is None
+
+
+def test_a_busy_port_is_one_error_and_leaves_no_run(tape_path: Path) -> None:
+    with sim.serve() as upstream:
+        with pytest.raises(SeamtapeError, match=f"cannot listen on 127.0.0.1:{upstream.port}"):
+            serve_proxy(tape_path, "record", upstreams=[upstream.base_url], port=upstream.port)
+    assert not tape_path.exists()

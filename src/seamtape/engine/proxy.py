@@ -148,6 +148,7 @@ def serve_proxy(
     if ignore and mode == "record":
         raise SeamtapeError("--ignore-path applies to what is served from a tape: replay or fork")
     _require_httpx2()
+    _check_port(port)  # before the session opens: a busy port leaves no empty run behind
     live_routes: dict[str, str] = {}
     if mode == "record":
         routes = parse_routes(upstreams)
@@ -273,6 +274,21 @@ def _fork_session(
         mutation=mutation,
         substitute=lambda method, url, body: answer,
     )
+
+
+def _check_port(port: int) -> None:
+    import socket
+
+    from seamtape.seams._proxy import HOST
+
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise SeamtapeError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
 
 
 def _require_httpx2() -> None:
