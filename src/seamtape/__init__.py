@@ -36,10 +36,13 @@ _EXPORTS = {
     "blame": ".engine.blame",
     "check_replay": ".engine.check",
     "diff": ".lenses.diff",
+    "export_trace": ".lenses.otel",
     "extend": "._session",
     "fork": ".engine.fork",
+    "ingest_trace": ".lenses.otel",
     "record": "._session",
     "replay": "._session",
+    "serve_proxy": ".engine.proxy",
 }
 
 __all__ = [
@@ -64,10 +67,13 @@ __all__ = [
     "blame",
     "check_replay",
     "diff",
+    "export_trace",
     "extend",
     "fork",
+    "ingest_trace",
     "record",
     "replay",
+    "serve_proxy",
 ]
 
 if TYPE_CHECKING:
@@ -88,7 +94,9 @@ if TYPE_CHECKING:
     from .engine.blame import BlameReport, StepBlame, blame
     from .engine.check import check_replay
     from .engine.fork import ForkResult, fork
+    from .engine.proxy import serve_proxy
     from .lenses.diff import RunDiff, diff
+    from .lenses.otel import export_trace, ingest_trace
     from .tape import Tape
 
 
