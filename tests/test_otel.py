@@ -572,3 +572,15 @@ def test_ingesting_what_is_not_a_genai_trace_is_one_error_and_writes_nothing(
     with pytest.raises(SeamtapeError, match="no GenAI model-call span"):
         otel.ingest_trace(empty, out)
     assert not out.exists()
+
+
+def test_the_command_line_loads_no_opentelemetry_until_a_trace_is_asked_for() -> None:
+    import subprocess
+
+    heavy = ["opentelemetry", "google.protobuf", "http.server"]
+    probe = (
+        "import sys, seamtape, seamtape.faces.cli, seamtape.engine.proxy; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -480,3 +480,14 @@ def test_a_busy_port_is_one_error_and_leaves_no_run(tape_path: Path) -> None:
         with pytest.raises(SeamtapeError, match=f"cannot listen on 127.0.0.1:{upstream.port}"):
             serve_proxy(tape_path, "record", upstreams=[upstream.base_url], port=upstream.port)
     assert not tape_path.exists()
+
+
+@needs_curl
+def test_a_client_that_takes_it_for_an_http_proxy_is_told_what_to_set(tape_path: Path) -> None:
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            raw = curl(
+                "http://api.example.test/v1/messages", anthropic_body(), "-x", proxy.base_url
+            )
+        assert upstream.request_count == 0
+    assert status_of(raw) == 400 and b"ANTHROPIC_BASE_URL" in raw

@@ -321,6 +321,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         proxy = self.server.proxy
         body = self._read_body()
+        if not self.path.startswith("/"):  # absolute-form: the client took us for http_proxy
+            message = (
+                "this is a base-URL proxy, not an HTTP proxy: set the SDK's base URL "
+                f"(e.g. ANTHROPIC_BASE_URL={proxy.base_url}) instead of HTTP_PROXY"
+            )
+            proxy.log(f"{self.command} {self.path} → 400 ({message})")
+            error = {"type": "seamtape_not_a_forward_proxy", "message": message}
+            self._send_json(400, {"type": "error", "error": error})
+            return
         found = proxy.match(self.path)
         if found is None:
             prefixes = ", ".join(r.prefix + "/" for r in proxy.routes)
