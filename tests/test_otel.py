@@ -584,3 +584,23 @@ def test_the_command_line_loads_no_opentelemetry_until_a_trace_is_asked_for() ->
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_forks_trace_links_to_its_parents(recorded: Path, tmp_path: Path) -> None:
+    import shutil
+
+    tape = tmp_path / "forked.tape"
+    shutil.copy(recorded, tape)
+    with Tape(tape) as t:
+        parent = t.run().id
+    forked = seamtape.fork(tape, parent, step=2, agent=trip_agent, edit={"text": "No hotel."})
+    request = otel.export_trace(tape)
+    roots = {
+        attrs(s.attributes)["seamtape.run.id"]: s for s in spans_of(request) if not s.parent_span_id
+    }
+    child, origin = roots[forked.run_id], roots[parent]
+    (link,) = child.links
+    assert (link.trace_id, link.span_id) == (origin.trace_id, origin.span_id)
+    assert child.trace_id != origin.trace_id
+    assert attrs(child.attributes)["seamtape.run.fork_step"] == 2
+    assert attrs(child.attributes)["seamtape.run.parent"] == parent
