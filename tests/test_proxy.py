@@ -491,3 +491,21 @@ def test_a_client_that_takes_it_for_an_http_proxy_is_told_what_to_set(tape_path:
             )
         assert upstream.request_count == 0
     assert status_of(raw) == 400 and b"ANTHROPIC_BASE_URL" in raw
+
+
+@needs_curl
+def test_a_client_that_stops_early_is_reported_unless_the_replay_is_partial(
+    tape_path: Path,
+) -> None:
+    with sim.serve() as upstream:
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            curl(proxy.base_url + "/v1/messages", anthropic_body("one"))
+            curl(proxy.base_url + "/v1/messages", anthropic_body("two"))
+    for partial, verdict in ((False, "1 recorded request(s) were never made"), (True, None)):
+        with serve_proxy(tape_path, "replay", partial=partial) as proxy:
+            curl(proxy.base_url + "/v1/messages", anthropic_body("one"))
+        assert proxy.report is not None
+        if verdict is None:
+            assert proxy.report.divergence is None
+        else:
+            assert proxy.report.divergence is not None and verdict in proxy.report.divergence
