@@ -54,6 +54,8 @@ def _serve(running: RunningProxy) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the proxy as Ctrl-C does: the run is closed
 
     signal.signal(signal.SIGTERM, interrupt)
+    # A shell starts a background job with SIGINT ignored; `kill -INT` should still stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console = new_console()
     for line in running.banner():
         console.print(line, markup=False, soft_wrap=True)
