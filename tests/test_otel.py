@@ -86,7 +86,8 @@ def seamtape_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, s
     finally:
         sys.argv = saved
     captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())
+    text = (captured.out + captured.err).translate({ord(c): " " for c in "│╭╮╰╯─"})
+    return code, " ".join(text.split())
 
 
 def exported_json(tape: Path, tmp_path: Path, **options: Any) -> dict[str, Any]:
@@ -604,3 +605,36 @@ def test_a_forks_trace_links_to_its_parents(recorded: Path, tmp_path: Path) -> N
     assert child.trace_id != origin.trace_id
     assert attrs(child.attributes)["seamtape.run.fork_step"] == 2
     assert attrs(child.attributes)["seamtape.run.parent"] == parent
+
+
+def test_blame_and_lint_files_on_the_command_line(
+    recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lint = tmp_path / "lint.json"
+    lint.write_text(json.dumps({"findings": [{"rule": "loop", "step": 2, "message": "again"}]}))
+    out = tmp_path / "trace.json"
+    code, said = seamtape_cli(
+        capsys, "export", str(recorded), "--otel", "-o", str(out), "--lint", str(lint)
+    )
+    assert code == 0, said
+    spans = spans_of(parse_otlp_json(json.loads(out.read_text())))
+    step_two = next(
+        s
+        for s in spans
+        if attrs(s.attributes).get("seamtape.step") == 2
+        and s.kind == Span.SpanKind.SPAN_KIND_CLIENT
+    )
+    assert attrs(step_two.attributes)["seamtape.lint.rules"] == ["loop"]
+
+    (tmp_path / "bad.json").write_text("{not json")
+    code, said = seamtape_cli(
+        capsys,
+        "export",
+        str(recorded),
+        "--otel",
+        "-o",
+        str(out),
+        "--blame",
+        str(tmp_path / "bad.json"),
+    )
+    assert code == 2 and "is not JSON" in said
