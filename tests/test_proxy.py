@@ -509,3 +509,54 @@ def test_a_client_that_stops_early_is_reported_unless_the_replay_is_partial(
             assert proxy.report.divergence is None
         else:
             assert proxy.report.divergence is not None and verdict in proxy.report.divergence
+
+
+def ask_each_sdk() -> dict[str, str]:
+    """The official SDKs, given no base URL in code: each finds it in its own variable."""
+    import anthropic
+    import openai
+    from google import genai
+
+    reply = anthropic.Anthropic(api_key="sk-ant-env-test", max_retries=0).messages.create(
+        model="sim-claude", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    )
+    completion = openai.OpenAI(api_key="sk-env-test", max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    gemini = genai.Client(api_key="env-test")  # kept: a freed client closes its HTTP pool
+    generated = gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    return {
+        "anthropic": "".join(b.text for b in reply.content if b.type == "text"),
+        "openai": completion.choices[0].message.content or "",
+        "gemini": generated.text or "",
+    }
+
+
+def test_each_sdk_finds_the_proxy_by_the_variable_it_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The banner's variables are the ones the SDKs read, with the paths they expect."""
+    pytest.importorskip("google.genai")
+    tape_path = tmp_path / "sdks.tape"
+    for name in list(os.environ):
+        if name.endswith(("_BASE_URL", "_API_KEY")):
+            monkeypatch.delenv(name)
+
+    def with_variables(variables: list[tuple[str, str]]) -> dict[str, str]:
+        for name, value in variables:
+            monkeypatch.setenv(name, value)
+        return ask_each_sdk()
+
+    with sim.serve() as upstream:
+        specs = [
+            f"anthropic={upstream.anthropic_base_url}",
+            f"openai={upstream.openai_base_url}",
+            f"gemini={upstream.gemini_base_url}",
+        ]
+        with serve_proxy(tape_path, "record", upstreams=specs) as proxy:
+            recorded = with_variables(proxy.variables)
+        assert upstream.request_count == 3
+    assert all(recorded.values())
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert with_variables(proxy.variables) == recorded
+    assert proxy.report is not None and (proxy.report.served, proxy.report.divergence) == (3, None)
