@@ -560,3 +560,26 @@ def test_each_sdk_finds_the_proxy_by_the_variable_it_prints(
     with serve_proxy(tape_path, "replay") as proxy:
         assert with_variables(proxy.variables) == recorded
     assert proxy.report is not None and (proxy.report.served, proxy.report.divergence) == (3, None)
+
+
+def test_a_cut_stream_is_cut_the_same_way_on_replay(tape_path: Path) -> None:
+    def read_until_cut(base: str) -> bytes:
+        got = b""
+        with httpx.stream(
+            "POST", base + "/v1/messages", content=anthropic_body(stream=True), timeout=10
+        ) as response:
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in response.iter_raw():
+                    got += chunk
+        return got
+
+    with sim.serve() as upstream:
+        upstream.inject(sim.Fault.cut_stream(after_frames=2))
+        with serve_proxy(tape_path, "record", upstreams=[upstream.base_url]) as proxy:
+            recorded = read_until_cut(proxy.base_url)
+    assert b"message_start" in recorded and b"message_stop" not in recorded
+    with Tape(tape_path) as tape:
+        (exchange,) = tape.exchanges(tape.run().id)
+    assert exchange.error is not None  # the cut is on the tape, not just the bytes before it
+    with serve_proxy(tape_path, "replay") as proxy:
+        assert read_until_cut(proxy.base_url) == recorded

@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError
+
+if TYPE_CHECKING:
+    from seamtape.seams._ignore import IgnoringPaths
 
 __all__ = ["ProxyReport", "RunningProxy", "base_url_variables", "serve_proxy"]
 
@@ -177,8 +180,7 @@ def serve_proxy(
                 inner = rewriting_transport(inner, route.upstream, live.rstrip("/"))
             transports[route.name] = session.httpx2_transport(inner)
         ignoring = _ignoring(session, ignore, step if mode == "fork" else None)
-        prepare = ignoring if ignoring is not None else None
-        server = ProxyServer(routes, transports, port=port, log=log, prepare=prepare).start()
+        server = ProxyServer(routes, transports, port=port, log=log, prepare=ignoring).start()
     except BaseException as exc:
         session.__exit__(type(exc), exc, exc.__traceback__)
         raise
@@ -211,7 +213,7 @@ def serve_proxy(
     )
 
 
-def _ignoring(session: Any, paths: Sequence[str], step: int | None) -> Any:
+def _ignoring(session: Any, paths: Sequence[str], step: int | None) -> IgnoringPaths | None:
     """The body hook for ignorable paths over the requests this session will serve."""
     if not paths:
         return None
