@@ -638,3 +638,91 @@ def test_blame_and_lint_files_on_the_command_line(
         str(tmp_path / "bad.json"),
     )
     assert code == 2 and "is not JSON" in said
+
+
+def test_a_trace_the_opentelemetry_sdk_made_ingests(tmp_path: Path) -> None:
+    """Spans made the way GenAI instrumentations make them, with the SDK's own tracer and
+    ids, encoded by the OTLP exporter's own encoder, then written as OTLP JSON."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("a.genai.instrumentation")
+    with tracer.start_as_current_span("invoke_agent support-bot") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        agent.set_attribute("gen_ai.agent.name", "support-bot")
+        with tracer.start_as_current_span("chat claude-x", kind=SpanKind.CLIENT) as call:
+            call.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "anthropic",
+                    "gen_ai.request.model": "claude-x",
+                    "gen_ai.response.model": "claude-x-2026",
+                    "gen_ai.response.id": "msg_1",
+                    "gen_ai.response.finish_reasons": ["tool_use"],
+                    "gen_ai.usage.input_tokens": 120,
+                    "gen_ai.usage.cache_read.input_tokens": 100,
+                    "gen_ai.usage.output_tokens": 9,
+                    "gen_ai.output.messages": json.dumps(
+                        [
+                            {
+                                "role": "assistant",
+                                "parts": [
+                                    {
+                                        "type": "tool_call",
+                                        "id": "tu_1",
+                                        "name": "refund",
+                                        "arguments": {"order": 42},
+                                    }
+                                ],
+                                "finish_reason": "tool_use",
+                            }
+                        ]
+                    ),
+                }
+            )
+        with tracer.start_as_current_span("execute_tool refund") as tool:
+            tool.set_attributes(
+                {
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "refund",
+                    "gen_ai.tool.call.id": "tu_1",
+                }
+            )
+        with tracer.start_as_current_span("chat claude-x", kind=SpanKind.CLIENT) as call:
+            call.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "anthropic",
+                    "gen_ai.request.model": "claude-x",
+                    "gen_ai.response.finish_reasons": ["end_turn"],
+                    "gen_ai.usage.input_tokens": 140,
+                    "gen_ai.usage.output_tokens": 20,
+                }
+            )
+    source = tmp_path / "sdk-trace.json"
+    source.write_text(otel.trace_to_json(encode_spans(exporter.get_finished_spans())))
+
+    report = otel.ingest_trace(source, tmp_path / "sdk.tape")
+    assert (len(report.runs), report.steps) == (1, 2)
+    with Tape(tmp_path / "sdk.tape") as tape:
+        run = tape.run(report.runs[0])
+        first, second = steps_of(tape, run.id)
+    assert run.name == "support-bot (ingested)" and run.status == otel.INGESTED
+    assert first is not None and second is not None
+    assert (first.provider, first.model, first.response_id) == (
+        "anthropic",
+        "claude-x-2026",
+        "msg_1",
+    )
+    assert [(c.id, c.name, c.arguments) for c in first.tool_calls] == [
+        ("tu_1", "refund", {"order": 42})
+    ]
+    assert (first.usage.input_tokens, first.usage.cache_read_tokens) == (20, 100)
+    assert (second.stop_reason, second.usage.output_tokens) == ("end_turn", 20)
