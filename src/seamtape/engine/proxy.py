@@ -26,8 +26,8 @@ MODES = ("record", "replay", "fork")
 # (variable, path the SDK expects below the host: OpenAI's clients want the /v1 in the URL)
 _VARIABLES: dict[str, list[tuple[str, str]]] = {
     "anthropic": [("ANTHROPIC_BASE_URL", "")],  # the SDKs, Claude Code
-    "openai": [("OPENAI_BASE_URL", "/v1")],  # the SDKs, Codex CLI, LangChain, LiteLLM
-    "gemini": [("GOOGLE_GEMINI_BASE_URL", "")],  # google-genai, Gemini CLI
+    "openai": [("OPENAI_BASE_URL", "/v1")],  # the SDKs, Codex CLI
+    "gemini": [("GOOGLE_GEMINI_BASE_URL", "")],  # google-genai
     "bedrock": [("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "")],  # boto3 and the AWS SDKs
 }
 _KINDS = {"anthropic": "anthropic", "claude": "anthropic", "openai": "openai", "gpt": "openai"}
