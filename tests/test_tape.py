@@ -470,11 +470,12 @@ def test_a_kill_right_after_a_response_keeps_that_exchange(origin, tape_path: Pa
 def test_a_recorded_error_type_is_never_looked_up_as_code(
     tape_path: Path, error_type: str, raised: type[Exception]
 ) -> None:
-    def refuse(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("connection refused", request=request)
+    def drop(request: httpx2.Request) -> httpx2.Response:
+        # A read error, not a refused connection: a recording that never connected is not kept.
+        raise httpx2.ReadError("connection reset", request=request)
 
-    with pytest.raises(httpx2.ConnectError):
-        _record(tape_path, [b"{}"], refuse)
+    with pytest.raises(httpx2.ReadError):
+        _record(tape_path, [b"{}"], drop)
     db = sqlite3.connect(tape_path)
     db.execute("UPDATE exchange SET error=?", (json.dumps({"type": error_type, "message": "id"}),))
     db.commit()

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from seamtape._session import Session, record, replay
 
-from ._errors import AgentError
+from ._errors import AgentError, AgentRaisedError
 
-__all__ = ["AgentError", "RunReport", "load_agent", "record_agent", "replay_agent", "run_agent"]
+__all__ = [
+    "AgentError",
+    "AgentRaisedError",
+    "RunReport",
+    "load_agent",
+    "record_agent",
+    "replay_agent",
+    "run_agent",
+]
 
 Agent = Callable[[Session], Any]
 
@@ -32,14 +41,27 @@ class RunReport:
     def bit_exact(self) -> bool:
         return self.recorded_digest is not None and self.recorded_digest == self.digest
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``seamtape record/replay --json``)."""
+        data = dataclasses.asdict(self)
+        if self.recorded_digest is not None:
+            data["bit_exact"] = self.bit_exact
+        else:
+            data.pop("recorded_digest")
+        return data
 
-def load_agent(spec: str) -> Agent:
-    """Import ``package.module:function``; the current directory is on the path, as for pytest."""
+
+def load_agent(spec: str, *, pythonpath: Sequence[str | os.PathLike[str]] = ()) -> Agent:
+    """Import ``package.module:function`` from the project: ``pythonpath`` first, then the
+    current directory and its ``src/`` (the two layouts a project has), as for pytest."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise AgentError(f"agent {spec!r} must look like package.module:function")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    cwd = os.getcwd()
+    folders = [os.path.abspath(p) for p in pythonpath] + [cwd, os.path.join(cwd, "src")]
+    for folder in reversed(folders):
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -51,14 +73,39 @@ def load_agent(spec: str) -> Agent:
 
 
 def run_agent(session: Session, agent: Agent) -> Any:
-    """Call ``agent(session)`` (awaiting it if async) and set its result on the session."""
-    result = agent(session)
-    if inspect.isawaitable(result):
-        import asyncio
+    """Call ``agent(session)`` (awaiting it if async) and set its result on the session.
 
-        result = asyncio.run(_await(result))
+    An exception the agent raises comes out as ``AgentRaisedError`` (the original is its
+    ``__cause__``), so callers tell the agent's failure from seamtape's own errors.
+    """
+    try:
+        result = agent(session)
+        if inspect.isawaitable(result):
+            import asyncio
+
+            result = asyncio.run(_await(result))
+    except Exception as exc:
+        if isinstance(exc, AgentRaisedError):
+            raise
+        raise AgentRaisedError(f"the agent raised {_describe(exc)}") from exc
     session.result = result
     return result
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` and where in the agent's own code it was raised."""
+    import traceback
+
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    ours = os.path.dirname(os.path.abspath(__file__))
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "site-packages" not in f.filename and not f.filename.startswith(ours)
+    ]
+    if frames:
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return text
 
 
 async def _await(awaitable: Any) -> Any:
@@ -71,9 +118,10 @@ def record_agent(
     *,
     name: str | None = None,
     upstream: str | None = None,
+    sim_policy: str | None = None,
 ) -> RunReport:
     """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``."""
-    with record(path, name=name, upstream=upstream) as session:
+    with record(path, name=name, upstream=upstream, sim_policy=sim_policy) as session:
         result = run_agent(session, agent)
         stats = session.stats
     return RunReport(session.run_id, session.digest, result, stats["served"], stats["live"])

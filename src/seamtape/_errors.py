@@ -33,6 +33,22 @@ class AgentError(SeamtapeError):
     """An agent entry point cannot be loaded."""
 
 
+class AgentRaisedError(SeamtapeError):
+    """The agent itself raised while it ran under seamtape; the original is ``__cause__``."""
+
+
+class UpstreamError(SeamtapeError):
+    """The upstream a run's live requests went to could not be reached.
+
+    The message names the URL and the next step; a recording that never reached its upstream
+    is not kept on the tape.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class ManifestError(SeamtapeError):
     """A replay manifest cannot be used: unreadable, malformed, or naming what does not exist."""
 

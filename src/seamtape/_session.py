@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from seamtape._cursor import Cursor, Substitute
-from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError
+from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError, UpstreamError
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
@@ -41,6 +41,7 @@ class Session:
         mutation: Any = None,
         substitute: Substitute | None = None,
         extend: bool = False,
+        sim_policy: str | None = None,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
@@ -56,6 +57,9 @@ class Session:
         self.partial = partial
         self._upstream = upstream
         self._live_upstream = upstream
+        # The simulator policy behind ``upstream`` (a spec), stored on the run so that forks
+        # and re-recordings restart the same simulator rather than reach a port long closed.
+        self._sim_policy = sim_policy
         self.fork_step = fork_step
         self._mutation = mutation
         self._substitute = substitute
@@ -76,7 +80,9 @@ class Session:
         tape = Tape(self.path, create=self.mode == "record")
         try:
             if self.mode == "record":
-                self.run_id = tape.create_run(self.name, upstream=self._upstream)
+                self.run_id = tape.create_run(
+                    self.name, upstream=self._upstream, sim_policy=self._sim_policy
+                )
                 self._cursor = Cursor(tape, self.run_id, live=True)
             else:
                 self.recorded = parent = tape.run(self._run_arg)
@@ -93,14 +99,47 @@ class Session:
                         live=False,
                     )
                 else:
+                    self._choose_live_upstream(parent)
                     self._cursor = self._fork_cursor(tape, parent)
         except BaseException:
+            self._stack.close()
             tape.close()
             raise
         self._tape = tape
         if self._intercept:
             self._stack.enter_context(intercepting(self._wrap, LIBRARIES))
         return self
+
+    def _choose_live_upstream(self, parent: RunInfo) -> None:
+        """One rule for where a fork's live requests go: the upstream the caller names, else
+        the parent's simulator restarted with its recorded policy, else the parent's URL."""
+        if self._live_upstream is not None or parent.sim_policy is None:
+            if self._live_upstream is None:
+                self._live_upstream = parent.upstream
+            return
+        from seamtape import sim
+
+        policy = sim.policy_from_spec(parent.sim_policy)
+        server = self._stack.enter_context(sim.serve(policy))
+        self._live_upstream = server.base_url
+        self._sim_policy = parent.sim_policy
+
+    @property
+    def live_upstream(self) -> str | None:
+        """Where this session's live requests go (None for a replay, which makes none)."""
+        return None if self.mode == "replay" else self._live_upstream
+
+    @property
+    def sim_policy(self) -> str | None:
+        """The simulator policy answering the live requests, when the upstream is a simulator."""
+        return None if self.mode == "replay" else self._sim_policy
+
+    def describe_live(self) -> str:
+        """Where live requests went, in words: ``the simulator (policy SPEC) at URL`` or a URL."""
+        url = self.live_upstream or "the URLs the agent called"
+        if self.sim_policy is not None:
+            return f"the simulator (policy {self.sim_policy}) at {url}"
+        return url
 
     def _fork_cursor(self, tape: Tape, parent: RunInfo) -> Cursor:
         exchanges = tape.exchanges(parent.id)
@@ -115,6 +154,7 @@ class Session:
             fork_step=step,
             mutation=self._mutation,
             upstream=parent.upstream,
+            sim_policy=self._sim_policy,
         )
         return Cursor(
             tape,
@@ -142,6 +182,10 @@ class Session:
             self._digest = cursor.digest
             if self.mode != "replay":
                 self._finish_record(tape, failed=exc_type is not None)
+                unreachable = self._unreachable(tape) if exc_type is not None else None
+                if unreachable is not None:
+                    tape.drop_run(self.run_id)
+                    raise unreachable from exc
                 return
             problem = cursor.divergence
             if problem is None and exc_type is None:
@@ -178,6 +222,21 @@ class Session:
             # The run left its parent at the first step that was not served from it.
             self.fork_step = self._cursor.served_exchanges + 1
             tape.set_fork_step(self.run_id, self.fork_step)
+
+    def _unreachable(self, tape: Tape) -> UpstreamError | None:
+        """An error naming the upstream when every live request of a failed run failed to
+        connect: such a run recorded nothing but the outage, and is not kept."""
+        first_live = 1
+        if self.mode == "fork":
+            substituted = not self._extend and (self._mutation or {}).get("kind") != "resample"
+            first_live = (self.fork_step or 1) + (1 if substituted else 0)
+        live = [ex for ex in tape.exchanges(self.run_id) if ex.seq >= first_live]
+        if not live or any(ex.status != 0 for ex in live):
+            return None
+        if not all((ex.error or {}).get("type") in _CONNECT_ERRORS for ex in live):
+            return None
+        url = self.live_upstream or _origin(live[0].url)
+        return UpstreamError(unreachable_message(url, live[0].error or {}), url=url)
 
     def _replay_problem(self, cursor: Cursor) -> DivergenceError | None:
         if not self.partial:
@@ -316,19 +375,49 @@ class Session:
         return client
 
 
+# Transport errors that mean nothing answered at all (httpx, httpx2, botocore, the socket).
+_CONNECT_ERRORS = frozenset(
+    {"ConnectError", "ConnectTimeout", "EndpointConnectionError", "ConnectionRefusedError"}
+)
+
+
+def unreachable_message(url: str, error: dict[str, str], *, flag: str = "--upstream") -> str:
+    """One line: which upstream did not answer, and what to do next."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    start = f"start `seamtape sim --port {port}` or " if local else ""
+    why = error.get("type", "connection failed")
+    return f"cannot reach the upstream {url} ({why}): {start}pass {flag} URL"
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def record(
     path: str | os.PathLike[str],
     *,
     name: str | None = None,
     intercept: bool = False,
     upstream: str | None = None,
+    sim_policy: str | None = None,
 ) -> Session:
     """Record a new run into the tape at ``path`` (created if missing).
 
     ``upstream`` is the base URL the agent talks to; agents read it back as
-    ``session.upstream`` so that replays and forks build the same requests.
+    ``session.upstream`` so that replays and forks build the same requests. When it is a
+    seamtape simulator, ``sim_policy`` (its policy spec) is stored with the run, so a fork
+    or a re-recording restarts the same simulator.
     """
-    return Session(path, "record", name=name, intercept=intercept, upstream=upstream)
+    return Session(
+        path, "record", name=name, intercept=intercept, upstream=upstream, sim_policy=sim_policy
+    )
 
 
 def replay(
@@ -338,7 +427,8 @@ def replay(
     intercept: bool = False,
     partial: bool = False,
 ) -> Session:
-    """Replay a run (the tape's latest by default) bit-exact, with no network."""
+    """Replay a run bit-exact, with no network: by default the tape's latest recorded run
+    (never a fork or a blame trial)."""
     return Session(path, "replay", run=run, intercept=intercept, partial=partial)
 
 
@@ -349,6 +439,7 @@ def extend(
     name: str | None = None,
     intercept: bool = False,
     upstream: str | None = None,
+    sim_policy: str | None = None,
 ) -> Session:
     """Serve a recorded run while the agent's requests match it, and record live from the
     first that does not: a new run in the same tape that shares the matching prefix."""
@@ -361,4 +452,5 @@ def extend(
         upstream=upstream,
         mutation={"kind": "new"},
         extend=True,
+        sim_policy=sim_policy,
     )

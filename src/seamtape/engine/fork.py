@@ -30,6 +30,12 @@ class ForkResult:
     )
     cost_usd: float  # priced from the usage in the live responses
     digest: str
+    live_to: str = ""  # where the live requests went, in words
+    upstream: str | None = None  # the URL they went to
+    sim_policy: str | None = None  # the simulator's policy, when that was a simulator
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def fork(
@@ -43,13 +49,16 @@ def fork(
     resample: bool = False,
     upstream: str | None = None,
     name: str | None = None,
+    sim_policy: str | None = None,
 ) -> ForkResult:
     """Re-run ``agent`` with step ``step`` of ``run`` answered differently.
 
     Exactly one of: ``response`` (a raw response body), ``edit`` (fields of the step's
     normalized ``Step`` to change, e.g. ``{"text": "..."}``, re-encoded by its wire codec),
-    or ``resample=True`` (ask the upstream again). Live requests go to ``upstream``, by
-    default the upstream the run was recorded against.
+    or ``resample=True`` (ask the upstream again). Live requests go to ``upstream`` when
+    given (``sim_policy``: the policy of the simulator behind it, stored on the fork);
+    otherwise to the run's own upstream: when that was a seamtape simulator, one is started
+    with the policy the run recorded, since the recorded port is long closed.
     """
     from seamtape._agents import run_agent
     from seamtape._session import Session
@@ -86,8 +95,11 @@ def fork(
         fork_step=step,
         mutation=mutation,
         substitute=lambda method, url, body: answer,
+        sim_policy=sim_policy,
     )
     with session:
+        live_to = session.describe_live()
+        live_url, live_policy = session.live_upstream, session.sim_policy
         result = run_agent(session, agent)
         stats = session.stats
     return ForkResult(
@@ -100,6 +112,9 @@ def fork(
         live=stats["live"],
         cost_usd=live_cost(tape, session.run_id, after=step - (1 if resample else 0)),
         digest=session.digest,
+        live_to=live_to,
+        upstream=live_url,
+        sim_policy=live_policy,
     )
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from seamtape.engine.blame import BlameProgress, BlameReport
 
-__all__ = ["BlameBar", "StepRow", "print_blame", "show_tape", "step_rows"]
+__all__ = ["BlameBar", "StepRow", "print_blame", "print_step", "show_tape", "step_rows"]
 
 # (header, justify, folds): the url, model and tool calls fold onto more lines when the
 # console is narrow; the short columns keep their width.
@@ -85,16 +85,22 @@ def step_rows(tape: Tape, run_id: str) -> list[StepRow]:
 
 
 def show_tape(path: str | os.PathLike[str], *, run: str | None = None, console: Any) -> None:
-    """Print each run of the tape (or only ``run``) with its steps and their totals."""
+    """Print each run of the tape (or only ``run``) with its steps and their totals; forks
+    are listed under the run they were forked from."""
+    from seamtape.lenses.summary import lineage_order
+
     with Tape(path) as tape:
-        runs = [tape.run(run)] if run else tape.runs()
+        runs = [(tape.run(run), 0)] if run else lineage_order(tape.runs())
         if not runs:
             console.print(f"{path}: no runs")
-        for info in runs:
-            _show_run(console, info, step_rows(tape, info.id))
+        default = tape.run().id if runs and not run else None
+        for info, depth in runs:
+            _show_run(console, info, step_rows(tape, info.id), depth, info.id == default)
 
 
-def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
+def _show_run(
+    console: Any, info: RunInfo, rows: list[StepRow], depth: int = 0, default: bool = False
+) -> None:
     from rich import box
     from rich.measure import Measurement
     from rich.table import Table
@@ -103,12 +109,14 @@ def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
     created = datetime.fromtimestamp(info.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
     lineage = f", forked from {info.parent} at step {info.fork_step}" if info.parent else ""
     hosts = sorted({_host(r.exchange.url) for r in rows})
+    indent = "  " * max(depth - 1, 0) + ("└ " if depth else "")
     title = (
-        f"run {info.id}"
+        f"{indent}run {info.id}"
         + (f" ({info.name})" if info.name else "")
         + f" · {info.status} · {created} UTC{lineage}"
         + (" · from a trace: not replayable" if info.status == "ingested" else "")
         + (f" · {', '.join(hosts)}" if hosts else "")
+        + (" · replayed by default" if default else "")
     )
     table = Table(
         title=Text(title, style="table.title"),  # Text: names and paths are not markup
@@ -118,7 +126,16 @@ def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
         padding=(0, 1),
         collapse_padding=True,
     )
-    for name, justify, folds in _COLUMNS:
+    cells = [_cells(row) for row in rows]
+    keep = list(range(len(_COLUMNS)))
+    if console.is_terminal:
+        # A terminal gets a table that fits it: the least needed columns go first.
+        for drop in _DROP_ORDER:
+            if _folded_width(cells, keep) <= console.width:
+                break
+            keep.remove(drop)
+    for i in keep:
+        name, justify, folds = _COLUMNS[i]
         table.add_column(
             name,
             justify=justify,  # type: ignore[arg-type]
@@ -126,10 +143,9 @@ def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
             no_wrap=not folds,
             min_width=_FOLD_MIN if folds else None,
         )
-    cells = [_cells(row) for row in rows]
     for line in cells:
-        table.add_row(*map(Text, line))
-    if not console.is_terminal or console.width < _folded_width(cells):
+        table.add_row(*(Text(line[i]) for i in keep))
+    if not console.is_terminal:
         # Piped (rich then assumes 80 columns) or too narrow to fold: print whole lines, wider
         # than the console, rather than cut or drop a column; grep then finds a step on one line.
         natural = Measurement.get(console, console.options.update(width=1_000_000), table)
@@ -142,10 +158,16 @@ def _show_run(console: Any, info: RunInfo, rows: list[StepRow]) -> None:
     console.print(f"  {_totals(info, rows)}\n", markup=False, soft_wrap=True)
 
 
-def _folded_width(cells: list[list[str]]) -> int:
+# Columns a narrow terminal does without, in this order: bytes, ms, method, status, url.
+_DROP_ORDER = (10, 11, 1, 3, 2)
+
+
+def _folded_width(cells: list[list[str]], keep: list[int] | None = None) -> int:
     """The narrowest the table gets with its long columns folded and the others whole."""
     total = 0
     for i, (name, _, folds) in enumerate(_COLUMNS):
+        if keep is not None and i not in keep:
+            continue
         widest = max([len(part) for part in name.split("\n")] + [len(line[i]) for line in cells])
         total += min(widest, _FOLD_MIN) if folds else widest
         total += 2  # padding and separator
@@ -214,6 +236,58 @@ def _host(url: str) -> str:
 def _error_text(ex: Exchange) -> str:
     error = ex.error or {}
     return f"{error.get('type', 'error')}: {error.get('message', '')}".rstrip(": ")
+
+
+def print_step(console: Any, detail: dict[str, Any]) -> None:
+    """One step, as ``show --step`` prints it: the decoded request, then the answer."""
+    import json
+
+    head = f"run {detail['run']} step {detail['step']}: {detail['method']} {detail['url']}"
+    head += f" → {detail['status']}"
+    console.print(head, markup=False, soft_wrap=True)
+    if detail.get("error"):
+        console.print(f"transport error: {detail['error']}", markup=False, soft_wrap=True)
+    if not detail["decoded"]:
+        console.print(f"raw bytes: {detail['note']}", markup=False, soft_wrap=True)
+        for side in ("request_body", "response_body"):
+            body = detail[side]
+            text = body if isinstance(body, str) else json.dumps(body, indent=2)
+            console.print(f"\n{side.replace('_', ' ')}:\n{text}", markup=False, soft_wrap=True)
+        return
+    request, answer = detail["request"], detail["answer"]
+    lines = [f"{detail['provider']} · {detail['api']} · model {request['model']}", "", "request:"]
+    if request["system"]:
+        lines.append(f"  system: {request['system']}")
+    if request["tools"]:
+        lines.append(f"  tools offered: {', '.join(t['name'] for t in request['tools'])}")
+    for message in request["messages"]:
+        lines += _message_lines(message)
+    lines += ["", "answer:"]
+    if answer["text"]:
+        lines.append(f"  text: {answer['text']}")
+    for call in answer["tool_calls"]:
+        lines.append(f"  tool call {call['name']}({json.dumps(call['arguments'])})")
+    usage = answer["usage"]
+    cost = "price unknown" if answer["cost_usd"] is None else f"${answer['cost_usd']:.6f}"
+    lines.append(
+        f"  stop: {answer['stop_reason'] or '-'} · tokens {usage['input_tokens']} in / "
+        f"{usage['output_tokens']} out · {cost}"
+    )
+    console.print("\n".join(lines), markup=False, soft_wrap=True)
+
+
+def _message_lines(message: dict[str, Any]) -> list[str]:
+    import json
+
+    lines = []
+    if message["text"]:
+        lines.append(f"  {message['role']}: {message['text']}")
+    for call in message["tool_calls"]:
+        lines.append(f"  {message['role']} → {call['name']}({json.dumps(call['arguments'])})")
+    for result in message["tool_results"]:
+        flag = " (error)" if result["is_error"] else ""
+        lines.append(f"  {message['role']} ← tool result{flag}: {result['content']}")
+    return lines
 
 
 # -- blame ---------------------------------------------------------------------------------

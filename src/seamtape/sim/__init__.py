@@ -17,6 +17,7 @@ from .policies import (
     StochasticPolicy,
     conversation_key,
     policy_from_spec,
+    policy_spec,
 )
 from .server import RecordedRequest, RecordedResponse, Simulator, main, serve
 
@@ -33,5 +34,6 @@ __all__ = [
     "conversation_key",
     "main",
     "policy_from_spec",
+    "policy_spec",
     "serve",
 ]

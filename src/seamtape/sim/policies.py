@@ -161,6 +161,7 @@ class ScriptedPolicy:
     """
 
     seed = 0
+    spec: str | None = None  # set when read from a file, so a run can store where
 
     def __init__(self, turns: Sequence[Turn] | Mapping[int, Turn], *, by_turn: bool = False):
         if isinstance(turns, Mapping):
@@ -233,8 +234,9 @@ class StochasticPolicy:
     JSON schema and words of the conversation, or gives a final answer that quotes the latest
     tool result. ``tools_plan`` shapes that:
 
-    - ``None``: each turn calls a tool with probability ``tool_rate``, for at most
-      ``max_tool_turns`` turns, then answers;
+    - ``None``: the first turn calls a declared tool (unless ``first_tool=False``), each
+      later turn calls one with probability ``tool_rate``, for at most ``max_tool_turns``
+      turns, then it answers;
     - an int ``n``: exactly ``n`` tool-calling turns (tools chosen by hash), then answers;
     - a sequence of tool names: calls them in that order, then answers (a name the request
       does not declare ends the plan early).
@@ -255,9 +257,12 @@ class StochasticPolicy:
         tools_plan: int | Sequence[str] | None = None,
         tool_rate: float = 0.7,
         max_tool_turns: int = 3,
+        first_tool: bool = True,
     ) -> None:
         if temperature < 0:
             raise ValueError("temperature must be >= 0")
+        if not 0 <= tool_rate <= 1:
+            raise ValueError("tool_rate must be between 0 and 1")
         self.seed = seed
         self.temperature = temperature
         if isinstance(tools_plan, str):
@@ -265,6 +270,7 @@ class StochasticPolicy:
         self.tools_plan = tools_plan if isinstance(tools_plan, int | None) else tuple(tools_plan)
         self.tool_rate = tool_rate
         self.max_tool_turns = max_tool_turns
+        self.first_tool = first_tool
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -318,9 +324,27 @@ class StochasticPolicy:
             return by_name.get(plan[turn]) if turn < len(plan) else None
         if isinstance(plan, int):
             return draws.choice(step.tools) if turn < plan else None
-        if turn >= self.max_tool_turns or draws.uniform() >= self.tool_rate:
+        if turn >= self.max_tool_turns:
+            return None
+        # Drawn even on a first turn that always calls, so the draws after it do not move.
+        skip = draws.uniform() >= self.tool_rate
+        if skip and not (turn == 0 and self.first_tool):
             return None
         return draws.choice(step.tools)
+
+    @property
+    def spec(self) -> str:
+        """This policy as ``policy_from_spec`` reads it (only the options that differ)."""
+        defaults = StochasticPolicy()
+        options = []
+        for name in ("seed", "temperature", "tool_rate", "max_tool_turns", "first_tool"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                options.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
+        if self.tools_plan is not None:
+            plan = self.tools_plan
+            options.append(f"tools_plan={plan if isinstance(plan, int) else '|'.join(plan)}")
+        return "stochastic" + (":" + ",".join(options) if options else "")
 
 
 def _conversation_words(step: Step) -> list[str]:
@@ -347,7 +371,9 @@ def _value(schema: Mapping[str, Any], name: str, draws: Draws, words: list[str],
             return _value(schema[combinator][0], name, draws, words, depth)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
+        kind = next((k for k in kind if str(k).lower() != "null"), "null")
+    # google-genai sends its Type enum upper-case ("OBJECT"); JSON Schema writes lower-case.
+    kind = str(kind).lower()
     if kind == "object":
         if depth > 4:
             return {}
@@ -408,8 +434,8 @@ def policy_from_spec(spec: str | None) -> Policy:
     """Build a policy from a CLI spec.
 
     - ``None``, ``""`` or ``"stochastic"``: ``StochasticPolicy()``;
-    - ``"stochastic:seed=3,temperature=0.5,tool_rate=0.5,max_tool_turns=2,tools_plan=a|b"``
-      (``tools_plan`` is an int or ``|``-separated tool names);
+    - ``"stochastic:seed=3,temperature=0.5,tool_rate=0.5,max_tool_turns=2,tools_plan=a|b,
+      first_tool=false"`` (``tools_plan`` is an int or ``|``-separated tool names);
     - ``"scripted:FILE.json"``: a JSON list of turns (a string, or a list of
       ``{"name", "arguments"}``), or ``{"turns": [...], "by_turn": true}``.
     """
@@ -419,11 +445,29 @@ def policy_from_spec(spec: str | None) -> Policy:
     if kind == "scripted":
         if not rest:
             raise ValueError("scripted policy needs a file: 'scripted:PATH.json'")
-        doc = json.loads(Path(rest).read_text())
+        path = Path(rest)
+        doc = json.loads(path.read_text())
         if isinstance(doc, dict):
-            return ScriptedPolicy(doc["turns"], by_turn=bool(doc.get("by_turn", False)))
-        return ScriptedPolicy(doc)
+            policy = ScriptedPolicy(doc["turns"], by_turn=bool(doc.get("by_turn", False)))
+        else:
+            policy = ScriptedPolicy(doc)
+        policy.spec = f"scripted:{path.resolve()}"
+        return policy
     raise ValueError(f"unknown policy {spec!r}: use 'stochastic[:k=v,...]' or 'scripted:FILE.json'")
+
+
+def policy_spec(policy: Policy) -> str | None:
+    """The spec that rebuilds ``policy`` (stored with a run), or None for a policy built in
+    code that no spec describes."""
+    spec = getattr(policy, "spec", None)
+    return spec if isinstance(spec, str) else None
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"expected true or false, not {value!r}")
+    return lowered in ("true", "1", "yes")
 
 
 def _stochastic_options(text: str) -> dict[str, Any]:
@@ -433,6 +477,7 @@ def _stochastic_options(text: str) -> dict[str, Any]:
         "tool_rate": float,
         "max_tool_turns": int,
         "tools_plan": lambda v: int(v) if v.isdigit() else v.split("|"),
+        "first_tool": _boolean,
     }
     options: dict[str, Any] = {}
     for item in filter(None, text.split(",")):

@@ -26,7 +26,7 @@ from .._errors import TapeError, UnknownRunError
 
 __all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -86,9 +86,18 @@ CREATE TABLE draw (
 );
 """
 
+# Version 2: the simulator policy a run's live requests were answered by (a spec that
+# ``seamtape.sim.policy_from_spec`` reads), so forks and re-recordings can restart it.
+_RUN_SIM_POLICY = "ALTER TABLE run ADD COLUMN sim_policy TEXT"
+
+_SCHEMA_V2 = f"""
+{_RUN_SIM_POLICY};
+"""
+
 # Each migration takes a tape from version N to N + 1; index 0 creates version 1.
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
+    lambda db: _run_script(db, _SCHEMA_V2),
 ]
 
 _RAW, _ZSTD, _DELTA = 0, 1, 2
@@ -131,6 +140,16 @@ class RunInfo:
     has_result: bool = False
     exchanges: int = 0
     draws: int = 0
+    sim_policy: str | None = None  # the simulator's policy spec, when upstream was one
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the run is a recording: not a fork, a blame trial or another lens's branch.
+
+        A pytest ``--tape-mode=new`` extension is a recording too: it is what its test
+        replays next.
+        """
+        return self.parent is None or (self.mutation or {}).get("kind") == "new"
 
 
 @dataclass
@@ -210,6 +229,7 @@ class Tape:
         self._rows: dict[bytes, tuple[int, bytes]] = {}  # prefetched, not yet decoded
         self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
         self._zstd_d: Any = None
+        self._version = SCHEMA_VERSION
         if not self.path.exists():
             if not create:
                 raise TapeError(f"{self.path}: no such tape")
@@ -234,7 +254,11 @@ class Tape:
                 # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
                 # process (it is in the WAL); only power loss may drop the last commits.
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._migrate(version)
+                # An older tape is upgraded when something is first written to it, not when
+                # it is read: replaying a committed tape leaves its bytes untouched.
+                self._version = version
+                if create and version == 0:
+                    self._migrate(version)
         except BaseException:
             self._db.close()
             raise
@@ -265,13 +289,20 @@ class Tape:
 
     def _migrate(self, version: int) -> None:
         if version < SCHEMA_VERSION:
-            with self._write():
-                for migrate in _MIGRATIONS[version:]:
-                    migrate(self._db)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            with self._lock, self._guard():
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for migrate in _MIGRATIONS[version:]:
+                        migrate(self._db)
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            self._version = SCHEMA_VERSION
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -282,6 +313,8 @@ class Tape:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._version < SCHEMA_VERSION:
+            self._migrate(self._version)
         with self._lock, self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -500,12 +533,13 @@ class Tape:
         fork_step: int | None = None,
         mutation: Any = None,
         upstream: str | None = None,
+        sim_policy: str | None = None,
     ) -> str:
         run_id = uuid.uuid4().hex[:12]
         with self._write() as db:
             db.execute(
-                "INSERT INTO run(id, name, created, parent, fork_step, mutation, upstream, status) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, 'recording')",
+                "INSERT INTO run(id, name, created, parent, fork_step, mutation, upstream, "
+                "sim_policy, status) VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'recording')",
                 (
                     run_id,
                     name,
@@ -514,6 +548,7 @@ class Tape:
                     fork_step,
                     None if mutation is None else json.dumps(mutation),
                     upstream,
+                    sim_policy,
                 ),
             )
         return run_id
@@ -540,6 +575,14 @@ class Tape:
                 ),
             )
 
+    def drop_run(self, run_id: str) -> None:
+        """Remove a run that holds nothing worth keeping (a recording that never reached its
+        upstream); its blobs stay until the tape is compacted."""
+        with self._write() as db:
+            db.execute("DELETE FROM draw WHERE run=?", (run_id,))
+            db.execute("DELETE FROM exchange WHERE run=?", (run_id,))
+            db.execute("DELETE FROM run WHERE id=?", (run_id,))
+
     def set_outcome(self, run_id: str, outcome: str | None) -> None:
         with self._write() as db:
             db.execute("UPDATE run SET outcome=? WHERE id=?", (outcome, run_id))
@@ -554,18 +597,22 @@ class Tape:
             rows = self._db.execute(
                 "SELECT id, name, created, parent, fork_step, mutation, upstream, status, result, "
                 "outcome, digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
-                "(SELECT count(*) FROM draw d WHERE d.run = run.id) "
-                "FROM run ORDER BY created, rowid"
+                "(SELECT count(*) FROM draw d WHERE d.run = run.id), "
+                + ("sim_policy" if self._version >= 2 else "NULL")  # read before an upgrade
+                + " FROM run ORDER BY created, rowid"
             ).fetchall()
         return [_run_info(r) for r in rows]
 
     def run(self, run_id: str | None = None) -> RunInfo:
-        """The run with this id (or unique id prefix); the latest run when ``run_id`` is None."""
+        """The run with this id (or unique id prefix, or name); when ``run_id`` is None, the
+        latest *recorded* run (see ``RunInfo.recorded``): forks and trials never become the
+        default, so a lens writing into a tape does not change what its users replay."""
         runs = self.runs()
         if not runs:
             raise UnknownRunError(f"{self.path}: the tape holds no runs")
         if run_id is None:
-            return runs[-1]
+            recorded = [r for r in runs if r.recorded]
+            return (recorded or runs)[-1]
         exact = [r for r in runs if r.id == run_id]
         found = exact or [r for r in runs if r.id.startswith(run_id)]
         if len(found) == 1:
@@ -713,6 +760,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         digest,
         n,
         d,
+        sim_policy,
     ) = row
     return RunInfo(
         id=rid,
@@ -729,6 +777,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         digest=digest,
         exchanges=n,
         draws=d,
+        sim_policy=sim_policy,
     )
 
 
