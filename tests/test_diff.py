@@ -25,13 +25,13 @@ TOOLS = [
 SUNNY, RAINY = "21°C and sunny", "12°C, raining hard all afternoon"
 
 
-def day_agent(session: seamtape.Session, weather: str = SUNNY) -> str:
+def day_agent(session: seamtape.Session, weather: str = SUNNY, retries: int = 0) -> str:
     """Calls whatever tools the model asks for until it answers."""
     with anthropic.Anthropic(
         api_key="unused",
         base_url=session.upstream,
         http_client=session.httpx2_client(),
-        max_retries=0,
+        max_retries=retries,
     ) as client:
         messages: list[dict[str, Any]] = [{"role": "user", "content": "Plan a day in Lisbon."}]
         for _ in range(6):
@@ -67,11 +67,17 @@ def script(ids: str = "A", *, extra_step: bool = False) -> sim.ScriptedPolicy:
 
 
 def record(
-    path: Path, policy: sim.ScriptedPolicy, *, weather: str = SUNNY, seed: int = 0, name: str = ""
+    path: Path,
+    policy: sim.ScriptedPolicy,
+    *,
+    weather: str = SUNNY,
+    seed: int = 0,
+    name: str = "",
+    faults: dict[int, sim.Fault] | None = None,
 ) -> seamtape.Session:
-    with sim.serve(policy, seed=seed) as server:
+    with sim.serve(policy, seed=seed, faults=faults) as server:
         with seamtape.record(path, name=name or None, upstream=server.base_url) as session:
-            session.result = day_agent(session, weather)
+            session.result = day_agent(session, weather, retries=1 if faults else 0)
     return session
 
 
@@ -125,7 +131,7 @@ def test_diff_cli_shows_the_divergence_and_exits_1(sunny_and_rainy: tuple[Path, 
 
     assert result.returncode == EXIT_DIFFERENT, result.stderr
     lines = result.stdout.splitlines()
-    at = lines.index("first divergence: step 2 of A ↔ step 2 of B changed (3 fields)")
+    at = lines.index("first divergence: step 2 of A ↔ step 2 of B: changed (3 fields)")
     assert lines[at + 1 : at + 4] == [
         "  $.request.messages[2].tool_results[0].content",
         f"    A: {json.dumps(SUNNY, ensure_ascii=False)}",
@@ -158,7 +164,29 @@ def test_the_same_behaviour_recorded_twice_compares_equal(tmp_path: Path) -> Non
     assert "same behaviour" in run.stdout
 
 
-def test_an_inserted_step_is_aligned_around(tmp_path: Path) -> None:
+def test_a_retried_step_is_inserted_and_the_rest_aligned_around_it(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.tape", tmp_path / "b.tape"
+    record(a, script())
+    record(b, script(), faults={0: sim.Fault.rate_limit(retry_after=0)})  # the SDK retries
+
+    result = seamtape.diff(a, b)
+
+    assert [(p.a and p.a.seq, p.b and p.b.seq, p.kind) for p in result.pairs] == [
+        (None, 1, "inserted"),
+        (1, 2, "same"),
+        (2, 3, "same"),
+        (3, 4, "same"),
+    ]
+    assert result.first is not None and result.first.kind == "inserted"
+    assert result.first.b is not None and result.first.b.answer == "error 429"
+    backwards = seamtape.diff(b, a)
+    assert backwards.first is not None and backwards.first.kind == "dropped"
+    assert "step 1 of A was dropped" in backwards.to_text()
+
+
+def test_the_same_request_answered_otherwise_is_changed_not_dropped(tmp_path: Path) -> None:
+    """The model called another tool at step 2 (its request is identical in both runs), and
+    the extra step that follows is the inserted one."""
     a, b = tmp_path / "a.tape", tmp_path / "b.tape"
     record(a, script())
     record(b, script(extra_step=True))
@@ -167,16 +195,38 @@ def test_an_inserted_step_is_aligned_around(tmp_path: Path) -> None:
 
     assert [(p.a and p.a.seq, p.b and p.b.seq, p.kind) for p in result.pairs] == [
         (1, 1, "same"),
-        (None, 2, "inserted"),
-        (2, 3, "changed"),
+        (2, 2, "changed"),
+        (None, 3, "inserted"),
         (3, 4, "changed"),
     ]
-    assert result.first is not None and result.first.kind == "inserted"
+    assert result.first is not None and result.first.kind == "changed"
+    assert "step 2 of A ↔ step 2 of B: the answer changed" in result.to_text()
+    assert all(c.path.startswith("$.response") for c in result.first.changes)
     assert result.b.tools == ["get_weather", "get_time", "find_hotel"]
     assert result.tool_distance == 1
-    backwards = seamtape.diff(b, a)
-    assert backwards.first is not None and backwards.first.kind == "dropped"
-    assert "step 2 of A was dropped" in backwards.to_text()
+
+
+def test_a_fork_that_answers_step_1_without_a_tool_pairs_step_1(tmp_path: Path) -> None:
+    """The case from the field: A calls a tool at step 1 then answers; the fork B answers at
+    step 1. Both step-1 requests are identical: A1 pairs with B1 as changed, A2 is dropped."""
+    tape = tmp_path / "a.tape"
+    parent = record(tape, script())
+    fork = seamtape.fork(
+        tape,
+        parent.run_id,
+        step=1,
+        agent=lambda s: day_agent(s, SUNNY),
+        edit={"text": "Stay in.", "tool_calls": []},
+    )
+
+    result = seamtape.diff(tape, tape, run_a=parent.run_id, run_b=fork.run_id)
+
+    assert [(p.a and p.a.seq, p.b and p.b.seq, p.kind) for p in result.pairs] == [
+        (1, 1, "changed"),
+        (2, None, "dropped"),
+        (3, None, "dropped"),
+    ]
+    assert "first divergence: step 1 of A ↔ step 1 of B: the answer changed" in result.to_text()
 
 
 def test_runs_of_one_tape_are_named_with_a_colon(tmp_path: Path) -> None:
@@ -187,7 +237,7 @@ def test_runs_of_one_tape_are_named_with_a_colon(tmp_path: Path) -> None:
     result = cli("diff", f"{tape}:baseline", f"{tape}:candidate")
 
     assert result.returncode == EXIT_DIFFERENT, result.stderr
-    assert "first divergence: step 2 of B was inserted" in result.stdout
+    assert "first divergence: step 2 of A ↔ step 2 of B: the answer changed" in result.stdout
 
 
 def test_diff_of_what_does_not_exist_exits_2(sunny_and_rainy: tuple[Path, Path]) -> None:

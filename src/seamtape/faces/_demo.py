@@ -93,10 +93,11 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
     tape = folder / "demo.tape"
 
     console.rule("1. record: the agent runs against the simulator on 127.0.0.1")
-    with sim.serve(
-        sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])
-    ) as server:
-        with record(tape, name="trip-planner", upstream=server.anthropic_base_url) as rec:
+    policy = sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])
+    with sim.serve(policy) as server:
+        with record(
+            tape, name="trip-planner", upstream=server.anthropic_base_url, sim_policy=policy.spec
+        ) as rec:
             rec.result = trip_agent(rec)
     console.print(f"agent answered: {rec.result['answer']!r}")
     console.print(f"tools called:   {', '.join(rec.result['tools'])}")
@@ -115,24 +116,25 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
     console.rule("3. fork: what if step 2 had answered differently?")
     from seamtape.engine.fork import fork
 
-    with sim.serve(
-        sim.StochasticPolicy(seed=7, tools_plan=["get_weather", "find_hotel"])
-    ) as server:
-        branch = fork(
-            tape,
-            rec.run_id,
-            step=2,
-            agent=trip_agent,
-            edit={"text": "No hotel fits that budget; try another weekend.", "tool_calls": []},
-            upstream=server.anthropic_base_url,
-        )
+    # No upstream given: the fork restarts the simulator with the policy the run recorded.
+    branch = fork(
+        tape,
+        rec.run_id,
+        step=2,
+        agent=trip_agent,
+        edit={"text": "No hotel fits that budget; try another weekend.", "tool_calls": []},
+    )
     console.print(
         f"run {branch.run_id}: step 1 served from the tape for $0, step 2 substituted, "
-        f"{branch.live} live after it; the agent now answers {branch.result['answer']!r} "
-        f"having called {branch.result['tools'] or 'no more tools'}"
+        f"{branch.live} live after it (to {branch.live_to}); the agent now answers "
+        f"{branch.result['answer']!r} having called {branch.result['tools'] or 'no more tools'}",
+        markup=False,
     )
 
     console.rule("4. a changed agent: replay fails loudly at the first divergence")
+    console.print(
+        f"replaying run {rec.run_id}, the recording (the tape's default; forks never are)"
+    )
     try:
         with replay(tape) as changed:
             trip_agent(changed, QUESTION.replace("150", "90"))

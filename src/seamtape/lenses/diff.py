@@ -6,9 +6,10 @@ messages with their tool calls and tool results, tools offered) and what it answ
 fields (ids, timestamps, latency, request ids, the upstream's host and port) are left
 out, so two runs of the same behaviour have equal views and equal fingerprints.
 
-Two runs are aligned by their steps' signatures (endpoint, model, and what kind of answer
-came back) with a global sequence alignment, so a retried or extra step shows as inserted
-and the steps after it still line up.
+Two runs are aligned with a global sequence alignment that pairs identical steps first,
+then identical requests (the same question answered differently is one "changed" step), then
+steps with the same signature (endpoint, model, and what kind of answer came back), so a
+retried or extra step shows as inserted and the steps after it still line up.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ VOLATILE_KEYS = frozenset(
 )
 
 _GAP = -1  # an inserted or dropped step
-_SCORE_EQUAL, _SCORE_SIGNATURE, _SCORE_ENDPOINT, _SCORE_APART = 3, 2, 0, -3
+# Identical steps pair first, then identical requests (a changed answer: "changed", not a
+# drop and an insert), then steps of the same endpoint, model and kind of answer.
+_SCORE_EQUAL, _SCORE_REQUEST, _SCORE_SIGNATURE, _SCORE_ENDPOINT, _SCORE_APART = 6, 5, 2, 0, -3
 
 
 # -- one step ----------------------------------------------------------------------------
@@ -257,6 +260,8 @@ def align(a: list[StepView], b: list[StepView]) -> list[StepPair]:
 def _similarity(x: StepView, y: StepView) -> int:
     if x.fingerprint == y.fingerprint:
         return _SCORE_EQUAL
+    if x.method == y.method and x.path == y.path and x.doc["request"] == y.doc["request"]:
+        return _SCORE_REQUEST
     if x.signature == y.signature:
         return _SCORE_SIGNATURE
     if x.signature[:3] == y.signature[:3]:
@@ -419,7 +424,8 @@ def _pair_line(pair: StepPair) -> str:
     if pair.b is None and pair.a is not None:
         return f"step {pair.a.seq} of A was dropped (B has no such step)"
     assert pair.a is not None and pair.b is not None
-    return f"step {pair.a.seq} of A ↔ step {pair.b.seq} of B changed ({_fields(len(pair.changes))})"
+    what = "the answer changed" if pair.a.doc["request"] == pair.b.doc["request"] else "changed"
+    return f"step {pair.a.seq} of A ↔ step {pair.b.seq} of B: {what} ({_fields(len(pair.changes))})"
 
 
 def _fields(n: int) -> str:
