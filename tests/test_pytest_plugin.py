@@ -146,7 +146,7 @@ def test_none_fails_an_unmatched_request_with_step_request_and_json_diff(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*seamtape: the replay of tests/tapes/test_agent/test_ask.tape diverged",
+            "*seamtape: the replay of tests/tapes/test_agent/test_ask.tape (run *) diverged",
             "divergence in run *, step 2: the request body differs from the recording",
             f"  request: POST {upstream}/v1/messages",
             "  at $.messages[0].content:",

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 # public name -> the private module that defines it
 _EXPORTS = {
     "AgentError": "._errors",
+    "AgentRaisedError": "._errors",
     "BlameReport": ".engine.blame",
     "CodecError": "._errors",
     "DivergenceError": "._errors",
@@ -33,6 +34,9 @@ _EXPORTS = {
     "Tape": ".tape",
     "TapeError": "._errors",
     "UnknownRunError": "._errors",
+    "UpstreamError": "._errors",
+    "TapeRequest": "._cursor",
+    "TapeResponse": "._cursor",
     "blame": ".engine.blame",
     "check_replay": ".engine.check",
     "diff": ".lenses.diff",
@@ -47,6 +51,7 @@ _EXPORTS = {
 
 __all__ = [
     "AgentError",
+    "AgentRaisedError",
     "BlameReport",
     "CodecError",
     "DivergenceError",
@@ -62,7 +67,10 @@ __all__ = [
     "StepBlame",
     "Tape",
     "TapeError",
+    "TapeRequest",
+    "TapeResponse",
     "UnknownRunError",
+    "UpstreamError",
     "__version__",
     "blame",
     "check_replay",
@@ -77,8 +85,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._cursor import TapeRequest, TapeResponse
     from ._errors import (
         AgentError,
+        AgentRaisedError,
         CodecError,
         DivergenceError,
         ManifestError,
@@ -88,6 +98,7 @@ if TYPE_CHECKING:
         SecretWarning,
         TapeError,
         UnknownRunError,
+        UpstreamError,
     )
     from ._nondet import NondetSource
     from ._session import Session, extend, record, replay

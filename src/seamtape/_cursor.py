@@ -8,6 +8,7 @@ The seams above translate library objects; nothing here knows httpx or botocore.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import warnings
@@ -15,13 +16,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from seamtape._errors import DivergenceError, SecretWarning
 from seamtape._match import canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
 from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
 
-__all__ = ["Cursor", "HeaderSource", "Playback", "Substitute", "Ticket"]
+__all__ = [
+    "Cursor",
+    "HeaderSource",
+    "Matching",
+    "Playback",
+    "Substitute",
+    "TapeRequest",
+    "TapeResponse",
+    "Ticket",
+]
 
 # Request headers are only read when an exchange is recorded, never on the replay path.
 HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
@@ -30,6 +41,53 @@ HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
 Substitute = Callable[[str, str, bytes], tuple[int, list[tuple[str, str]], list[bytes]] | None]
 
 _PREFETCH = 128  # exchanges whose stored bodies are read from the tape in one query
+
+
+@dataclass(frozen=True)
+class TapeRequest:
+    """A request as a ``before_record_request`` hook sees it (and returns it, changed)."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class TapeResponse:
+    """A response as a ``before_record_response`` hook sees it (and returns it, changed)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Escape hatches beside the strict default, for the pytest plugin's ``tape_config``.
+
+    - ``ignore_paths``: JSON paths (``$.metadata.user_id``, ``$.messages[*].id``) left out
+      when a request body is compared with the recorded one;
+    - ``repeats``: a recorded exchange may answer the same request again, once it is used;
+    - ``extra``: exchanges of read-only tapes, served in any order and as often as asked
+      when the run's own do not match (matched on method, path, query and body, whatever
+      the host), before anything goes live;
+    - ``before_record_request``: changes a request before it is stored and before it is
+      matched; the live request goes out unchanged;
+    - ``before_record_response``: changes a response before it is stored; the agent gets
+      the live one while recording, the stored one on replay.
+    """
+
+    ignore_paths: tuple[str, ...] = ()
+    repeats: bool = False
+    extra_tapes: tuple[Any, ...] = ()  # paths; the session opens them and hands ``extra`` on
+    extra: tuple[Exchange, ...] = ()
+    before_record_request: Callable[[TapeRequest], TapeRequest] | None = None
+    before_record_response: Callable[[TapeResponse], TapeResponse] | None = None
+
+    @property
+    def lenient(self) -> bool:
+        return bool(self.ignore_paths or self.repeats or self.extra)
 
 
 @dataclass(slots=True)
@@ -66,6 +124,7 @@ class Cursor:
         copy_served: bool = False,
         substitute: Substitute | None = None,
         extend: bool = False,
+        matching: Matching | None = None,
     ) -> None:
         if extend and not live:
             raise ValueError("an extending cursor records what it cannot serve: it must be live")
@@ -84,6 +143,7 @@ class Cursor:
         self._copy_served = copy_served  # a fork writes its served prefix into the new run
         self._substitute = substitute  # a fork's answer to the first request past the prefix
         self._extend = extend
+        self._matching = matching or Matching()
         # Recording state.
         self._seq = 0
         self._in_flight = 0
@@ -114,10 +174,19 @@ class Cursor:
         """Decide a request's fate: served from the tape, or a live ``Ticket`` to record."""
         if self.divergence is not None:
             raise self.divergence
+        hook = self._matching.before_record_request
+        if hook is not None:
+            changed = hook(TapeRequest(method, url, _text_pairs(headers()), body))
+            method, url, body = changed.method, changed.url, changed.body
+            headers = lambda: changed.headers  # noqa: E731
         curl = canonical_url(url)
         with self._lock:
             if self._next < len(self._served):
                 playback = self._serve(method, curl, body)
+                if playback is not None:
+                    return playback
+            if self._matching.lenient:
+                playback = self._alternative(method, curl, body)
                 if playback is not None:
                     return playback
             if not self.live:
@@ -140,10 +209,18 @@ class Cursor:
             # the received body's sha256 is the recorded blob's, without re-hashing it.
             if self.tape.body_equals(expected.request_body, body):
                 return self._consume(pos, expected.request_body)
+            if self._matching.ignore_paths and self._loosely_equal(
+                self.tape.blob(expected.request_body), body
+            ):
+                return self._consume(pos, expected.request_body)
         received = blob_hash(body)
         for candidate in self._candidates(method, url, received):
             if self._served[candidate].batch == expected.batch:
                 return self._consume(candidate, received)
+        if self._matching.lenient:
+            playback = self._alternative(method, url, body)
+            if playback is not None:
+                return playback
         if self._extend:
             self._stop_serving()
             return None
@@ -199,6 +276,53 @@ class Cursor:
             http_version=ex.http_version,
             reason=ex.reason,
             parts=_split(response_body, ex.chunks_json),
+            error=ex.error,
+        )
+
+    def _alternative(self, method: str, url: str, body: bytes) -> Playback | None:
+        """An answer the strict order does not give: a used exchange again (``repeats``),
+        or one from an extra tape. Neither counts in the digest."""
+        if self._matching.repeats:
+            for pos, ex in enumerate(self._served):
+                if self._consumed[pos] and self._matches(ex, method, url, body, self.tape):
+                    return self._replay_again(ex, self.tape)
+        where = _path_of(url)
+        for ex in self._matching.extra:
+            if ex.method == method and _path_of(ex.url) == where:
+                tape = ex._tape
+                assert tape is not None
+                if self._matches(ex, method, ex.url, body, tape):
+                    return self._replay_again(ex, tape)
+        return None
+
+    def _matches(self, ex: Exchange, method: str, url: str, body: bytes, tape: Tape) -> bool:
+        if (ex.method, ex.url) != (method, url):
+            return False
+        if tape.body_equals(ex.request_body, body):
+            return True
+        return bool(self._matching.ignore_paths) and self._loosely_equal(
+            tape.blob(ex.request_body), body
+        )
+
+    def _loosely_equal(self, recorded: bytes, received: bytes) -> bool:
+        """Equal once the ``ignore_paths`` are left out of both JSON bodies."""
+        try:
+            old, new = json.loads(recorded), json.loads(received)
+        except ValueError:
+            return False
+        for path in self._matching.ignore_paths:
+            old, new = _without(old, path), _without(new, path)
+        return bool(old == new)
+
+    def _replay_again(self, ex: Exchange, tape: Tape) -> Playback:
+        self.served_exchanges += 1
+        return Playback(
+            step=ex.seq,
+            status=ex.status,
+            headers=_header_pairs(ex.response_headers_json),
+            http_version=ex.http_version,
+            reason=ex.reason,
+            parts=_split(tape.blob(ex.response_body, remember=False), ex.chunks_json),
             error=ex.error,
         )
 
@@ -326,8 +450,16 @@ class Cursor:
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
         response_body = b"".join(ticket.parts)
+        response_headers = _text_pairs(ticket.response_headers)
+        hook = self._matching.before_record_response
+        if hook is not None and ticket.status:
+            changed = hook(TapeResponse(ticket.status, response_headers, response_body))
+            if changed.body != response_body:
+                ticket.timings = None  # the stored body is served whole
+            ticket.status, response_body = changed.status, changed.body
+            response_headers = list(changed.headers)
         response_hash = blob_hash(response_body)
-        response_headers_json = json.dumps(redact_headers(_text_pairs(ticket.response_headers)))
+        response_headers_json = json.dumps(redact_headers(response_headers))
         error_json = None if ticket.error is None else json.dumps(ticket.error)
         exchange = Exchange(
             run=self.run,
@@ -480,6 +612,35 @@ class Ticket:
             return
         self._done = True
         self.cursor._finish(self)
+
+
+def _path_of(url: str) -> str:
+    """A URL without its scheme and host: how an extra tape's exchanges are matched."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+|\*)\]|\[\"([^\"]+)\"\]")
+
+
+def _without(doc: Any, path: str) -> Any:
+    """``doc`` with the value(s) at a JSON path (``$.a.b``, ``$.a[0]``, ``$.a[*].b``) left out."""
+    steps = [m.group(1) or m.group(3) or m.group(2) for m in _STEP.finditer(path.lstrip("$"))]
+    return _drop(doc, steps) if steps else doc
+
+
+def _drop(doc: Any, steps: list[str]) -> Any:
+    head, rest = steps[0], steps[1:]
+    if isinstance(doc, dict) and head in doc:
+        if not rest:
+            return {k: v for k, v in doc.items() if k != head}
+        return {**doc, head: _drop(doc[head], rest)}
+    if isinstance(doc, list) and (head == "*" or head.isdigit()):
+        picked = range(len(doc)) if head == "*" else [int(head)]
+        if not rest:
+            return [v for i, v in enumerate(doc) if i not in picked]
+        return [_drop(v, rest) if i in picked else v for i, v in enumerate(doc)]
+    return doc
 
 
 def _split(body: bytes, chunks_json: str | None) -> list[bytes]:

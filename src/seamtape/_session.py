@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from types import TracebackType
 from typing import Any
 
-from seamtape._cursor import Cursor, Substitute
+from seamtape._cursor import Cursor, Matching, Substitute
 from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError, UpstreamError
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
@@ -42,6 +43,7 @@ class Session:
         substitute: Substitute | None = None,
         extend: bool = False,
         sim_policy: str | None = None,
+        matching: Matching | None = None,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
@@ -60,6 +62,7 @@ class Session:
         # The simulator policy behind ``upstream`` (a spec), stored on the run so that forks
         # and re-recordings restart the same simulator rather than reach a port long closed.
         self._sim_policy = sim_policy
+        self._matching = matching
         self.fork_step = fork_step
         self._mutation = mutation
         self._substitute = substitute
@@ -79,11 +82,12 @@ class Session:
     def __enter__(self) -> Session:
         tape = Tape(self.path, create=self.mode == "record")
         try:
+            self._open_extra_tapes()
             if self.mode == "record":
                 self.run_id = tape.create_run(
                     self.name, upstream=self._upstream, sim_policy=self._sim_policy
                 )
-                self._cursor = Cursor(tape, self.run_id, live=True)
+                self._cursor = Cursor(tape, self.run_id, live=True, matching=self._matching)
             else:
                 self.recorded = parent = tape.run(self._run_arg)
                 if parent.status == "ingested":
@@ -97,6 +101,7 @@ class Session:
                         served=tape.exchanges(parent.id),
                         served_draws=tape.draws(parent.id),
                         live=False,
+                        matching=self._matching,
                     )
                 else:
                     self._choose_live_upstream(parent)
@@ -109,6 +114,18 @@ class Session:
         if self._intercept:
             self._stack.enter_context(intercepting(self._wrap, LIBRARIES))
         return self
+
+    def _open_extra_tapes(self) -> None:
+        """Read-only tapes named in ``matching``: their default runs' exchanges, kept open
+        for the block so their bodies can be served."""
+        matching = self._matching
+        if matching is None or not matching.extra_tapes:
+            return
+        extra = []
+        for path in matching.extra_tapes:
+            other = self._stack.enter_context(Tape(path))
+            extra += other.exchanges(other.run().id)
+        self._matching = dataclasses.replace(matching, extra=tuple(extra))
 
     def _choose_live_upstream(self, parent: RunInfo) -> None:
         """One rule for where a fork's live requests go: the upstream the caller names, else
@@ -165,6 +182,7 @@ class Session:
             copy_served=True,
             substitute=self._substitute,
             extend=self._extend,
+            matching=self._matching,
         )
 
     def __exit__(
@@ -407,6 +425,7 @@ def record(
     intercept: bool = False,
     upstream: str | None = None,
     sim_policy: str | None = None,
+    matching: Matching | None = None,
 ) -> Session:
     """Record a new run into the tape at ``path`` (created if missing).
 
@@ -416,7 +435,13 @@ def record(
     or a re-recording restarts the same simulator.
     """
     return Session(
-        path, "record", name=name, intercept=intercept, upstream=upstream, sim_policy=sim_policy
+        path,
+        "record",
+        name=name,
+        intercept=intercept,
+        upstream=upstream,
+        sim_policy=sim_policy,
+        matching=matching,
     )
 
 
@@ -426,10 +451,11 @@ def replay(
     run: str | None = None,
     intercept: bool = False,
     partial: bool = False,
+    matching: Matching | None = None,
 ) -> Session:
     """Replay a run bit-exact, with no network: by default the tape's latest recorded run
     (never a fork or a blame trial)."""
-    return Session(path, "replay", run=run, intercept=intercept, partial=partial)
+    return Session(path, "replay", run=run, intercept=intercept, partial=partial, matching=matching)
 
 
 def extend(
@@ -440,6 +466,7 @@ def extend(
     intercept: bool = False,
     upstream: str | None = None,
     sim_policy: str | None = None,
+    matching: Matching | None = None,
 ) -> Session:
     """Serve a recorded run while the agent's requests match it, and record live from the
     first that does not: a new run in the same tape that shares the matching prefix."""
@@ -453,4 +480,5 @@ def extend(
         mutation={"kind": "new"},
         extend=True,
         sim_policy=sim_policy,
+        matching=matching,
     )

@@ -30,7 +30,14 @@ from typing import Any
 
 from seamtape._errors import AgentError, DivergenceError, ManifestError, SeamtapeError
 
-__all__ = ["CheckReport", "ManifestError", "ReplayEntry", "TapeCheck", "check_replay"]
+__all__ = [
+    "CheckReport",
+    "ManifestError",
+    "ReplayEntry",
+    "TapeCheck",
+    "check_replay",
+    "configured_tape_dir",
+]
 
 MANIFEST = "replay.toml"
 _KEYS = {"tape", "run", "agent", "oracle", "outcome"}
@@ -77,21 +84,57 @@ class CheckReport:
     def failures(self) -> list[TapeCheck]:
         return [check for check in self.checks if not check.ok]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``seamtape check-replay --json``)."""
+        import dataclasses
+
+        return {
+            "manifest": str(self.manifest),
+            "ok": self.ok,
+            "passed": len(self.checks) - len(self.failures),
+            "total": len(self.checks),
+            "seconds": self.seconds,
+            "checks": [dataclasses.asdict(check) for check in self.checks],
+        }
+
+
+DEFAULT_TAPE_DIR = "tests/tapes"
+
+
+def configured_tape_dir(project: str | os.PathLike[str] = ".") -> Path:
+    """The project's tape folder: ``tape_dir`` in ``[tool.seamtape]`` of its pyproject.toml
+    (as the pytest plugin reads it), else ``tests/tapes``; relative to the project."""
+    import tomllib
+
+    root = Path(project)
+    pyproject = root / "pyproject.toml"
+    tape_dir: Any = DEFAULT_TAPE_DIR
+    if pyproject.is_file():
+        try:
+            doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ManifestError(f"{pyproject}: cannot read [tool.seamtape]: {exc}") from None
+        tape_dir = doc.get("tool", {}).get("seamtape", {}).get("tape_dir", DEFAULT_TAPE_DIR)
+        if not isinstance(tape_dir, str):
+            raise ManifestError(f"{pyproject}: [tool.seamtape] tape_dir must be a string")
+    return root / tape_dir
+
 
 def check_replay(
-    path: str | os.PathLike[str] = "fixtures",
+    path: str | os.PathLike[str] | None = None,
     *,
     junit: str | os.PathLike[str] | None = None,
     block_network: bool = True,
 ) -> CheckReport:
     """Replay every tape listed in the manifest at ``path`` (a directory holding
-    ``replay.toml``, or the manifest itself) and report each; ``junit`` writes JUnit XML.
+    ``replay.toml``, or the manifest itself; by default the project's configured tape folder,
+    see ``configured_tape_dir``) and report each; ``junit`` writes JUnit XML.
 
     Raises ``ManifestError`` before replaying anything when the manifest is unusable.
     With ``block_network`` (the default) a replay that opens a real socket fails.
     """
     started = time.perf_counter()
-    manifest = _manifest_path(Path(path))
+    manifest = _manifest_path(Path(path) if path is not None else configured_tape_dir())
     entries = load_manifest(manifest)
     report = CheckReport(manifest)
     for entry in entries:

@@ -8,14 +8,19 @@ from typing import Annotated
 
 import typer
 
-from ._app import EXIT_DIVERGED, TapeArg, app, new_console
+from ._app import EXIT_DIVERGED, JsonOpt, TapeArg, app, new_console, print_json
 
 
 @app.command("check-replay")
 def check_replay(
     directory: Annotated[
-        Path, typer.Argument(help="A directory holding replay.toml, or a manifest file.")
-    ] = Path("fixtures"),
+        Path | None,
+        typer.Argument(
+            help="A directory holding replay.toml, or a manifest file "
+            "(default: tape_dir of [tool.seamtape] in ./pyproject.toml, else tests/tapes).",
+            show_default=False,
+        ),
+    ] = None,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Write a JUnit XML report to this file.")
     ] = None,
@@ -25,6 +30,7 @@ def check_replay(
             "--block-network/--allow-network", help="Fail a replay that opens a real socket."
         ),
     ] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Replay every tape a manifest lists; exit 0 only if each replays bit-exact (2: bad manifest)."""
     from rich.table import Table
@@ -32,6 +38,11 @@ def check_replay(
     from seamtape.engine.check import check_replay as run_check
 
     report = run_check(directory, junit=junit, block_network=block_network)
+    if as_json:
+        print_json(report.to_dict())
+        if not report.ok:
+            raise typer.Exit(EXIT_DIVERGED)
+        return
     table = Table(title=f"replay check: {report.manifest}", title_justify="left")
     for name, justify in [("tape", "left"), ("run", "left"), ("steps", "right"),
                           ("result", "left"), ("time", "right")]:  # fmt: skip
@@ -55,17 +66,15 @@ def check_replay(
 def diff(
     a: Annotated[str, typer.Argument(metavar="TAPE_A[:RUN]", help="The baseline run.")],
     b: Annotated[str, typer.Argument(metavar="TAPE_B[:RUN]", help="The run to compare.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Align two runs step by step and show the first divergence; exit 0 equal, 1 different."""
-    import json
-
     from seamtape.lenses.diff import diff as diff_runs
 
     (tape_a, run_a), (tape_b, run_b) = _tape_and_run(a), _tape_and_run(b)
     result = diff_runs(tape_a, tape_b, run_a=run_a, run_b=run_b)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        print_json(result.to_dict())
     else:
         sys.stdout.write(result.to_text())
     if not result.equal:
