@@ -151,15 +151,18 @@ def _show_run(
         natural = Measurement.get(console, console.options.update(width=1_000_000), table)
         table.width = max(natural.maximum, console.width)
     console.print(table, crop=False)
+    # Piped, a note stays on one line for grep; on a terminal it wraps to fit.
+    whole = not console.is_terminal
     for row in rows:
         if row.step is None:
             note = f"  step {row.exchange.seq}: raw bytes: {row.note}"
-            console.print(note, markup=False, soft_wrap=True)
-    console.print(f"  {_totals(info, rows)}\n", markup=False, soft_wrap=True)
+            console.print(note, markup=False, soft_wrap=whole)
+    console.print(f"  {_totals(info, rows)}\n", markup=False, soft_wrap=whole)
 
 
-# Columns a narrow terminal does without, in this order: bytes, ms, method, status, url.
-_DROP_ORDER = (10, 11, 1, 3, 2)
+# Columns a narrow terminal does without, in this order: bytes, ms, method, status, url,
+# provider, cost.
+_DROP_ORDER = (10, 11, 1, 3, 2, 4, 9)
 
 
 def _folded_width(cells: list[list[str]], keep: list[int] | None = None) -> int:
