@@ -13,53 +13,20 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import seamtape
+from cli_in_process import Ran
 from seamtape import sim
+
+pytest_plugins = ["cli_in_process"]  # the `cli` fixture
 
 TESTS = Path(__file__).parent
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_AGENT = 0, 1, 2, 3
 SIM_POLICY = "stochastic:seed=7,tools_plan=get_weather|find_hotel"
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
-    """`seamtape ARGS` as the installed entry point runs it (``main()``: its exit codes and
-    one-line errors), in this process: a subprocess per call would cost seconds each."""
-    from seamtape.faces.cli import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-
-    def run(*args: Any, cwd: Path = TESTS, **env: str) -> Ran:
-        capsys.readouterr()
-        with monkeypatch.context() as patch:
-            patch.chdir(cwd)
-            for name, value in env.items():
-                patch.setenv(name, value)
-            patch.setattr(sys, "argv", ["seamtape", *map(str, args)])
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-
-    return run
 
 
 def subprocess_cli(*args: Any) -> subprocess.CompletedProcess[str]:

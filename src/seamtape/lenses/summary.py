@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from seamtape.tape import RunInfo, Tape
@@ -58,7 +59,7 @@ def _run_dict(
         "id": info.id,
         "name": info.name,
         "status": info.status,
-        "created": info.created,
+        "created": datetime.fromtimestamp(info.created, UTC).isoformat(timespec="milliseconds"),
         "recorded": info.recorded,
         "replayed_by_default": default,
         "parent": info.parent,
