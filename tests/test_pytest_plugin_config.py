@@ -218,15 +218,6 @@ def test_allow_playback_repeats(project: pytest.Pytester, monkeypatch: pytest.Mo
     monkeypatch.setenv("QUESTIONS", "same")
     project.runpytest("--tape-mode=once").assert_outcomes(passed=1)
     monkeypatch.setenv("QUESTIONS", "same,same")
-    project.makepyfile(
-        test_agent="""
-        from agent import ask
-
-        def test_ask(tape):
-            assert ask(tape)[0] == ask(tape)[0] if False else True
-            ask(tape)
-        """
-    )
     project.runpytest().assert_outcomes(failed=1)  # the second "same" was never recorded
 
     project.makepyfile(
