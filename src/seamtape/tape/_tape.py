@@ -292,6 +292,11 @@ class Tape:
             with self._lock, self._guard():
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    if version > 0:  # another process may have upgraded it since it opened
+                        row = self._db.execute(
+                            "SELECT value FROM meta WHERE key='schema_version'"
+                        ).fetchone()
+                        version = int(row[0]) if row is not None else version
                     for migrate in _MIGRATIONS[version:]:
                         migrate(self._db)
                     self._db.execute(
