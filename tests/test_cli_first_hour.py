@@ -14,13 +14,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import seamtape
-from cli_in_process import Ran
 from seamtape import sim
+
+if TYPE_CHECKING:
+    from cli_in_process import Ran
 
 pytest_plugins = ["cli_in_process"]  # the `cli` fixture
 

@@ -6,12 +6,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
 
-from cli_in_process import Ran
+if TYPE_CHECKING:
+    from cli_in_process import Ran
 
 pytest_plugins = ["cli_in_process"]  # the `cli` fixture
 

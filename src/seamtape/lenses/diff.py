@@ -502,7 +502,8 @@ def diff(
     run_b: str | None = None,
 ) -> RunDiff:
     """Compare run ``run_a`` of ``tape_a`` with run ``run_b`` of ``tape_b`` (the same tape
-    when omitted); a run is an id, id prefix or name, by default the tape's latest run."""
+    when omitted); a run is an id, id prefix or name, by default the tape's latest recorded
+    run (not a fork)."""
     a = _side(tape_a, run_a)
     b = _side(tape_a if tape_b is None else tape_b, run_b)
     return RunDiff(a, b, align(a.views, b.views))
