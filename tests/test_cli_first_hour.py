@@ -138,6 +138,13 @@ def test_recording_against_a_stopped_upstream_is_one_line_exit_3_and_keeps_no_ru
     ]
     assert "Traceback" not in result.stdout + result.stderr
     assert [r.id for r in runs(recorded)] == [r.id for r in before]
+    fresh = recorded.with_name("fresh.tape")
+    again = cli(
+        "record", fresh, "--agent", "first_hour_agents:weather",
+        "--upstream", f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+    assert again.returncode == EXIT_AGENT
+    assert not fresh.exists()  # the tape it would have created holds nothing: not left behind
 
 
 def test_a_fork_whose_upstream_is_down_is_one_line_and_stores_no_failed_run(

@@ -14,7 +14,7 @@ from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError,
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
-from seamtape.tape import RunInfo, Tape
+from seamtape.tape import RunInfo, Tape, remove_tape
 
 __all__ = ["Session", "extend", "record", "replay"]
 
@@ -75,11 +75,13 @@ class Session:
         self._stack = contextlib.ExitStack()
         self._digest: str | None = None
         self._final_stats: dict[str, int] | None = None
+        self._created = False
         self.run_id = ""
 
     # -- the block -------------------------------------------------------------------------
 
     def __enter__(self) -> Session:
+        self._created = self.mode == "record" and not os.path.exists(self.path)
         tape = Tape(self.path, create=self.mode == "record")
         try:
             self._open_extra_tapes()
@@ -203,6 +205,10 @@ class Session:
                 unreachable = self._unreachable(tape) if exc_type is not None else None
                 if unreachable is not None:
                     tape.drop_run(self.run_id)
+                    empty = self._created and not tape.runs()
+                    tape.close()
+                    if empty:  # the tape this recording created holds nothing
+                        remove_tape(self.path)
                     raise unreachable from exc
                 return
             problem = cursor.divergence
