@@ -147,8 +147,10 @@ class RunInfo:
         """Whether the run is a recording: not a fork, a blame trial or another lens's branch.
 
         A pytest ``--tape-mode=new`` extension is a recording too: it is what its test
-        replays next.
+        replays next. A run ingested from a trace holds no bytes to replay, so it is not.
         """
+        if self.status == "ingested":
+            return False
         return self.parent is None or (self.mutation or {}).get("kind") == "new"
 
 
