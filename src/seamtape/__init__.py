@@ -21,6 +21,10 @@ _EXPORTS = {
     "CodecError": "._errors",
     "DivergenceError": "._errors",
     "ForkResult": ".engine.fork",
+    "GuardTripped": "._errors",
+    "Guards": ".lenses.lint",
+    "LintConfigError": "._errors",
+    "LintReport": ".lenses.lint",
     "ManifestError": "._errors",
     "NetworkBlockedError": "._errors",
     "NondetSource": "._nondet",
@@ -37,6 +41,7 @@ _EXPORTS = {
     "diff": ".lenses.diff",
     "extend": "._session",
     "fork": ".engine.fork",
+    "lint": ".lenses.lint",
     "record": "._session",
     "replay": "._session",
 }
@@ -47,6 +52,10 @@ __all__ = [
     "CodecError",
     "DivergenceError",
     "ForkResult",
+    "GuardTripped",
+    "Guards",
+    "LintConfigError",
+    "LintReport",
     "ManifestError",
     "NetworkBlockedError",
     "NondetSource",
@@ -64,6 +73,7 @@ __all__ = [
     "diff",
     "extend",
     "fork",
+    "lint",
     "record",
     "replay",
 ]
@@ -73,6 +83,8 @@ if TYPE_CHECKING:
         AgentError,
         CodecError,
         DivergenceError,
+        GuardTripped,
+        LintConfigError,
         ManifestError,
         NetworkBlockedError,
         SeamtapeError,
@@ -86,6 +98,7 @@ if TYPE_CHECKING:
     from .engine.check import check_replay
     from .engine.fork import ForkResult, fork
     from .lenses.diff import RunDiff, diff
+    from .lenses.lint import Guards, LintReport, lint
     from .tape import Tape
 
 

@@ -71,9 +71,12 @@ def record_agent(
     *,
     name: str | None = None,
     upstream: str | None = None,
+    guards: Any = None,
 ) -> RunReport:
-    """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``."""
-    with record(path, name=name, upstream=upstream) as session:
+    """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``.
+
+    ``guards`` stop the run with ``GuardTripped`` before a request that a rule forbids."""
+    with record(path, name=name, upstream=upstream, guards=guards) as session:
         result = run_agent(session, agent)
         stats = session.stats
     return RunReport(session.run_id, session.digest, result, stats["served"], stats["live"])

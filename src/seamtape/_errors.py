@@ -109,7 +109,9 @@ class GuardTripped(BaseException):
     that tripped it (a ``seamtape.lenses.lint.Finding``), ``step`` the request that was held.
     """
 
-    def __init__(self, message: str, *, run: str = "", step: int | None = None, finding: Any = None):
+    def __init__(
+        self, message: str, *, run: str = "", step: int | None = None, finding: Any = None
+    ):
         self.run = run
         self.step = step
         self.finding = finding

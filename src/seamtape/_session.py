@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from seamtape._cursor import Cursor, Substitute
-from seamtape._errors import DivergenceError, SeamtapeError
+from seamtape._errors import DivergenceError, GuardTripped, SeamtapeError
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
@@ -41,6 +41,7 @@ class Session:
         mutation: Any = None,
         substitute: Substitute | None = None,
         extend: bool = False,
+        guards: Any = None,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
@@ -61,6 +62,8 @@ class Session:
         self._substitute = substitute
         # Serve the whole parent while requests match; record live from the first that does not.
         self._extend = extend
+        # Lint rules run live before each request leaves (a seamtape.Guards, a lint config).
+        self._guards = guards
         self._result: Any = _UNSET
         self.recorded: RunInfo | None = None
         self._tape: Tape | None = None
@@ -77,7 +80,9 @@ class Session:
         try:
             if self.mode == "record":
                 self.run_id = tape.create_run(self.name, upstream=self._upstream)
-                self._cursor = Cursor(tape, self.run_id, live=True)
+                self._cursor = Cursor(
+                    tape, self.run_id, live=True, guard=self._guard_for(tape, self.run_id)
+                )
             else:
                 self.recorded = parent = tape.run(self._run_arg)
                 self._upstream = parent.upstream
@@ -123,7 +128,16 @@ class Session:
             copy_served=True,
             substitute=self._substitute,
             extend=self._extend,
+            guard=self._guard_for(tape, self.run_id),
         )
+
+    def _guard_for(self, tape: Tape, run_id: str) -> Any:
+        if self._guards is None:
+            return None
+        from seamtape.lenses.lint import guards_of
+
+        guards = guards_of(self._guards)
+        return None if guards is None else guards.bind(tape, run_id)
 
     def __exit__(
         self,
@@ -139,7 +153,11 @@ class Session:
             cursor.close()
             self._digest = cursor.digest
             if self.mode != "replay":
-                self._finish_record(tape, failed=exc_type is not None)
+                tripped = cursor.tripped
+                self._finish_record(tape, failed=exc_type is not None or tripped is not None)
+                if tripped is not None and not isinstance(exc, GuardTripped):
+                    # An agent may have swallowed the trip; the run was stopped all the same.
+                    raise tripped from exc
                 return
             problem = cursor.divergence
             if problem is None and exc_type is None:
@@ -320,13 +338,16 @@ def record(
     name: str | None = None,
     intercept: bool = False,
     upstream: str | None = None,
+    guards: Any = None,
 ) -> Session:
     """Record a new run into the tape at ``path`` (created if missing).
 
     ``upstream`` is the base URL the agent talks to; agents read it back as
-    ``session.upstream`` so that replays and forks build the same requests.
+    ``session.upstream`` so that replays and forks build the same requests. ``guards`` (a
+    ``seamtape.Guards``, or a lint configuration as a mapping or a file) runs the lint rules
+    before each request leaves and stops the run with ``seamtape.GuardTripped``.
     """
-    return Session(path, "record", name=name, intercept=intercept, upstream=upstream)
+    return Session(path, "record", name=name, intercept=intercept, upstream=upstream, guards=guards)
 
 
 def replay(

@@ -9,6 +9,8 @@ import typer
 
 from ._app import EXIT_DIVERGED, AgentOpt, RunOpt, TapeArg, app, new_console
 
+EXIT_TRIPPED = 3  # a guard stopped the recording
+
 
 @app.command()
 def show(tape: TapeArg, run: RunOpt = None) -> None:
@@ -33,13 +35,34 @@ def record(
         str | None,
         typer.Option("--sim-policy", help="The simulator's policy when no --upstream is given."),
     ] = None,
+    guard: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guard",
+            help="Guard the run with a lint rule setting, RULE.PARAM=VALUE (e.g. "
+            "budget-cost.max_usd=0.05), or a lint configuration file; repeatable. A critical "
+            "finding stops the run before its request is sent (exit 3).",
+        ),
+    ] = None,
+    on_trip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on-trip", help="What a trip does: print, log:PATH or webhook:URL; repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run an agent and record every model call it makes into TAPE."""
     import contextlib
 
     from seamtape._agents import load_agent, record_agent
+    from seamtape._errors import GuardTripped
 
     fn = load_agent(agent)
+    guards = None
+    if guard:
+        from seamtape.lenses.lint import guards_from_specs
+
+        guards = guards_from_specs(guard, actions=on_trip or ["print"])
     with contextlib.ExitStack() as stack:
         if upstream is None:
             from seamtape import sim
@@ -51,7 +74,11 @@ def record(
                     f"{sim_policy!r}: {exc}", param_hint="--sim-policy"
                 ) from None
             upstream = stack.enter_context(sim.serve(policy)).base_url
-        report = record_agent(tape, fn, name=name, upstream=upstream)
+        try:
+            report = record_agent(tape, fn, name=name, upstream=upstream, guards=guards)
+        except GuardTripped as trip:
+            new_console(stderr=True).print(str(trip), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_TRIPPED) from None
     new_console().print(
         f"recorded run {report.run_id} against {upstream}: {report.live} exchanges, "
         f"digest {report.digest[:16]}"

@@ -115,7 +115,9 @@ class Guards:
         trip_at: str = "critical",
     ) -> None:
         if trip_at not in SEVERITIES:
-            raise LintConfigError(f"trip_at must be one of {', '.join(SEVERITIES)}, not {trip_at!r}")
+            raise LintConfigError(
+                f"trip_at must be one of {', '.join(SEVERITIES)}, not {trip_at!r}"
+            )
         self.config = resolve(config)
         self.actions = [action(a) for a in actions]
         self.trip_at = trip_at
@@ -125,13 +127,44 @@ class Guards:
         return Breaker(self, tape, run_id)
 
 
-def guards_of(value: Guards | Mapping[str, Any] | str | Path | Iterable[Any] | None) -> Guards | None:
+def guards_of(
+    value: Guards | Mapping[str, Any] | str | Path | Iterable[Any] | None,
+) -> Guards | None:
     """A ``Guards`` from what ``record(guards=...)`` was given."""
     if value is None or isinstance(value, Guards):
         return value
     if isinstance(value, Mapping | str | Path):
         return Guards(value)
     raise SeamtapeError("guards= takes a seamtape.Guards, a lint configuration mapping or a file")
+
+
+def guards_from_specs(
+    specs: Sequence[str], *, actions: Sequence[str] = ("print",), trip_at: str = "critical"
+) -> Guards:
+    """``Guards`` from command-line specs: ``RULE.PARAM=VALUE`` settings (the value in TOML,
+    a bare word read as a string) and configuration files, later ones winning."""
+    import tomllib
+
+    from ._config import load
+
+    rules: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        target, eq, text = spec.partition("=")
+        if not eq:
+            for rule_id, settings in load(spec).rules.items():
+                rules.setdefault(rule_id, {}).update(settings)
+            continue
+        rule_id, dot, param = target.strip().partition(".")
+        if not dot or not param:
+            raise LintConfigError(
+                f"guard {spec!r}: use RULE.PARAM=VALUE, e.g. budget-cost.max_usd=0.5"
+            )
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        rules.setdefault(rule_id, {})[param] = value
+    return Guards({"rules": rules}, actions=actions, trip_at=trip_at)
 
 
 class Breaker:
@@ -156,7 +189,9 @@ class Breaker:
                 [*turns, pending], started=self.started, now=time.time(), run=self.run,
                 complete=False,
             )  # fmt: skip
-            fresh = [f for f in run_rules(trace, self.guards.config) if f.fingerprint not in self._seen]
+            fresh = [
+                f for f in run_rules(trace, self.guards.config) if f.fingerprint not in self._seen
+            ]
             self._seen.update(f.fingerprint for f in fresh)
             self.findings.extend(fresh)
             tripping = [f for f in fresh if rank(f.severity) >= rank(self.guards.trip_at)]

@@ -54,4 +54,7 @@ PAIRS = {
     "type": "array",
     "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
 }
-SEQUENCES = {"type": "array", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2}}
+SEQUENCES = {
+    "type": "array",
+    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+}

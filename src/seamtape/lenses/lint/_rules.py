@@ -17,7 +17,7 @@ from seamtape import wire
 
 from ._config import Config
 from ._findings import Finding, rank
-from ._registry import INT, NUMBER, PAIRS, SEQUENCES, SHARE, STRINGS, Param, rule
+from ._registry import INT, PAIRS, SEQUENCES, SHARE, STRINGS, Param, rule
 from ._streams import stream_problems
 from ._trace import Call, Trace, Turn, failed_result
 
@@ -529,7 +529,10 @@ def url_host(trace: Trace, cfg: Config) -> Iterator[Finding]:
     for call in trace.calls:
         for _, text in _strings(call.call.arguments):
             parts = urlsplit(text.strip())
-            if parts.scheme.lower() not in ("http", "https", "ws", "wss", "ftp") or not parts.netloc:
+            if (
+                parts.scheme.lower() not in ("http", "https", "ws", "wss", "ftp")
+                or not parts.netloc
+            ):
                 continue
             host = (parts.hostname or "").lower()
             if not any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed):
@@ -790,7 +793,9 @@ def model_turns(trace: Trace) -> list[Turn]:
 )
 def budget_calls(trace: Trace, cfg: Config) -> Iterator[Finding]:
     points = [(t.seq, float(n)) for n, t in enumerate(model_turns(trace), start=1)]
-    yield from _crossing(cfg, "budget-calls", cfg["budget-calls"]["max"], points, "model calls", "calls")
+    yield from _crossing(
+        cfg, "budget-calls", cfg["budget-calls"]["max"], points, "model calls", "calls"
+    )
 
 
 def _tokens(turn: Turn) -> int:
@@ -814,7 +819,9 @@ def budget_tokens(trace: Trace, cfg: Config) -> Iterator[Finding]:
         if not turn.pending:
             total += _tokens(turn)
             points.append((turn.seq, float(total)))
-    yield from _crossing(cfg, "budget-tokens", cfg["budget-tokens"]["max"], points, "tokens", "tokens")
+    yield from _crossing(
+        cfg, "budget-tokens", cfg["budget-tokens"]["max"], points, "tokens", "tokens"
+    )
 
 
 @rule(
@@ -968,7 +975,9 @@ def failure_modes(trace: Trace, cfg: Config) -> dict[int, tuple[str, str]]:
             if why:
                 found.append(("tool_failure", f"{call.name} returned an {why} result"))
         if turn.seq in exhausted:
-            found.append(("retry_exhaustion", f"retried {exhausted[turn.seq]} times, still failing"))
+            found.append(
+                ("retry_exhaustion", f"retried {exhausted[turn.seq]} times, still failing")
+            )
         cut = cut_stream(turn)
         if turn.http_failed and not cut:
             detail = f"HTTP {turn.status}" if turn.status else "the connection failed"

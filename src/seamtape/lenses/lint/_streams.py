@@ -81,7 +81,11 @@ def _openai_responses(events: list[sse.Event]) -> list[str]:
     problems = []
     if not names or names[0] != "response.created":
         problems.append("the stream does not begin with response.created")
-    if not names or names[-1] not in ("response.completed", "response.incomplete", "response.failed"):
+    if not names or names[-1] not in (
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    ):
         problems.append("the stream does not end with response.completed")
     return problems
 

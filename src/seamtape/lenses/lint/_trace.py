@@ -171,14 +171,13 @@ def build(
 
 
 def _match(candidates: list[Call], result: ToolResult) -> Call | None:
-    """The call a result answers: by id, or by name where the call had no id (Gemini)."""
+    """The call a result answers: by id, else by tool name (Gemini's results carry only the
+    name), the first such call not answered yet."""
     for call in candidates:
         if call.call.id and call.call.id == result.call_id:
             return call
-    for call in candidates:
-        if not call.call.id and call.name == result.call_id and not call.results:
+    named = [c for c in candidates if c.name == result.call_id]
+    for call in named:
+        if not call.results:
             return call
-    for call in candidates:
-        if not call.call.id and call.name == result.call_id:
-            return call
-    return None
+    return named[0] if named else None
