@@ -302,3 +302,10 @@ def record(
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
+
+
+def cli_agent(session: seamtape.Session) -> dict[str, Any]:
+    """For `seamtape record --agent lint_world:cli_agent`: the Anthropic agent, no retries."""
+    agent = Agent("anthropic", {})
+    agent.retries = 0  # type: ignore[attr-defined]
+    return agent(session)
