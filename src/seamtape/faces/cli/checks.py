@@ -25,13 +25,31 @@ def check_replay(
             "--block-network/--allow-network", help="Fail a replay that opens a real socket."
         ),
     ] = True,
+    lint: Annotated[
+        bool,
+        typer.Option(
+            "--lint",
+            help="Also lint each run: fail on a critical finding not in lint-baseline.json, "
+            "or on drift of the findings' fingerprints from it.",
+        ),
+    ] = False,
+    update_lint_baseline: Annotated[
+        bool,
+        typer.Option("--update-lint-baseline", help="With --lint: rewrite lint-baseline.json."),
+    ] = False,
 ) -> None:
     """Replay every tape a manifest lists; exit 0 only if each replays bit-exact (2: bad manifest)."""
     from rich.table import Table
 
     from seamtape.engine.check import check_replay as run_check
 
-    report = run_check(directory, junit=junit, block_network=block_network)
+    report = run_check(
+        directory,
+        junit=junit,
+        block_network=block_network,
+        lint=lint,
+        update_lint_baseline=update_lint_baseline,
+    )
     table = Table(title=f"replay check: {report.manifest}", title_justify="left")
     for name, justify in [("tape", "left"), ("run", "left"), ("steps", "right"),
                           ("result", "left"), ("time", "right")]:  # fmt: skip
