@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lint_world import BASE_URL, PROVIDERS, Agent, call, record
 
 import seamtape
+from lint_world import BASE_URL, PROVIDERS, Agent, call, record
 from seamtape import sim
 from seamtape._cursor import Cursor
 from seamtape._steps import steps_of

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lint_world import call, failing, record
 
-from seamtape.lenses.lint import Config, discover, lint, schema
+from lint_world import call, failing, record
 from seamtape._errors import LintConfigError
+from seamtape.lenses.lint import Config, discover, lint, schema
 
 TESTS = Path(__file__).parent
 SARIF_SCHEMA = TESTS / "data" / "sarif-2.1.0-rtm.5.json"
@@ -51,7 +51,9 @@ def test_exit_codes_follow_the_worst_severity(tapes: dict[str, Path]) -> None:
     assert critical.returncode == 2 and "undeclared-tool" in critical.stdout
 
 
-def test_usage_and_file_errors_never_read_as_findings(tapes: dict[str, Path], tmp_path: Path) -> None:
+def test_usage_and_file_errors_never_read_as_findings(
+    tapes: dict[str, Path], tmp_path: Path
+) -> None:
     missing = cli(tmp_path / "missing.tape")
     assert missing.returncode == 66 and "no such tape" in missing.stderr
     not_a_tape = tmp_path / "notes.tape"
@@ -64,7 +66,9 @@ def test_usage_and_file_errors_never_read_as_findings(tapes: dict[str, Path], tm
         assert "Traceback" not in result.stderr
 
 
-def test_a_malformed_config_is_one_error_naming_the_key(tapes: dict[str, Path], tmp_path: Path) -> None:
+def test_a_malformed_config_is_one_error_naming_the_key(
+    tapes: dict[str, Path], tmp_path: Path
+) -> None:
     bad = tmp_path / "seamtape.toml"
     bad.write_text('[lint.rules.budget-cost]\nmax_usd = "lots"\n')
     result = cli(tapes["clean"], "--config", bad)
@@ -77,7 +81,9 @@ def test_a_malformed_config_is_one_error_naming_the_key(tapes: dict[str, Path], 
     assert "'rules.no-such-rule'" in cli(tapes["clean"], "--config", bad).stderr
 
 
-def test_config_is_found_in_pyproject_or_seamtape_toml(tapes: dict[str, Path], tmp_path: Path) -> None:
+def test_config_is_found_in_pyproject_or_seamtape_toml(
+    tapes: dict[str, Path], tmp_path: Path
+) -> None:
     project = tmp_path / "project"
     (project / "sub").mkdir(parents=True)
     (project / "pyproject.toml").write_text(
@@ -86,7 +92,7 @@ def test_config_is_found_in_pyproject_or_seamtape_toml(tapes: dict[str, Path], t
     assert discover(project / "sub")["tool-policy"]["deny"] == ["get_weather"]
     assert cli(tapes["clean"].resolve(), cwd=project / "sub").returncode == 2  # denied: critical
     (project / "sub" / "seamtape.toml").write_text(
-        "[lint.rules.tool-policy]\nseverity = \"warn\"\ndeny = [\"get_weather\"]\n"
+        '[lint.rules.tool-policy]\nseverity = "warn"\ndeny = ["get_weather"]\n'
     )
     assert cli(tapes["clean"].resolve(), cwd=project / "sub").returncode == 0
     assert cli(tapes["clean"].resolve(), "--strict", cwd=project / "sub").returncode == 1

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lint_world import PROVIDERS, call, empty, failing, record
 
+from lint_world import PROVIDERS, call, empty, failing, record
 from seamtape import sim
 from seamtape._steps import steps_of
 from seamtape.lenses.lint import RULES, lint
@@ -38,7 +38,10 @@ SCENARIOS: dict[str, tuple[list[Any], dict[str, Any]]] = {
         + ["The weather tool failed every time."],
         {"tools": {"get_weather": failing()}},
     ),
-    "spiral": (["Thinking.", "Still thinking.", "Hmm.", "Maybe.", "Perhaps.", "Done."], {"nudge": 5}),
+    "spiral": (
+        ["Thinking.", "Still thinking.", "Hmm.", "Maybe.", "Perhaps.", "Done."],
+        {"nudge": 5},
+    ),
     "silent": ([[WEATHER], "Lisbon is lovely today."], {"tools": {"get_weather": failing()}}),
     "silent-empty": ([[WEATHER], "Lisbon is lovely today."], {"tools": {"get_weather": empty()}}),
     "acknowledged": (
@@ -145,7 +148,9 @@ def test_retry_storm_fires_on_identical_failing_calls_and_resets_per_call(
 
 @parametrize
 def test_retry_storm_threshold_comes_from_the_config(tapes: Any, provider: str) -> None:
-    assert "retry-storm" not in rules_fired(tapes("storm", provider), one("retry-storm", threshold=4))
+    assert "retry-storm" not in rules_fired(
+        tapes("storm", provider), one("retry-storm", threshold=4)
+    )
 
 
 @parametrize
@@ -287,12 +292,22 @@ def test_tool_calls_pair_with_exactly_one_result(tapes: Any, provider: str) -> N
 @parametrize
 def test_tool_order_rules(tapes: Any, provider: str) -> None:
     clean = tapes("clean", provider)  # get_weather, then search
-    assert "tool-order" in rules_fired(clean, one("tool-order", must_precede=[["search", "get_weather"]]))
-    assert "tool-order" not in rules_fired(clean, one("tool-order", must_precede=[["get_weather", "search"]]))
+    assert "tool-order" in rules_fired(
+        clean, one("tool-order", must_precede=[["search", "get_weather"]])
+    )
+    assert "tool-order" not in rules_fired(
+        clean, one("tool-order", must_precede=[["get_weather", "search"]])
+    )
     assert "tool-order" in rules_fired(clean, one("tool-order", must_follow=[["search", "book"]]))
-    assert "tool-order" not in rules_fired(clean, one("tool-order", must_follow=[["get_weather", "search"]]))
-    assert "tool-order" in rules_fired(clean, one("tool-order", forbidden=[["get_weather", "search"]]))
-    assert "tool-order" not in rules_fired(clean, one("tool-order", forbidden=[["search", "get_weather"]]))
+    assert "tool-order" not in rules_fired(
+        clean, one("tool-order", must_follow=[["get_weather", "search"]])
+    )
+    assert "tool-order" in rules_fired(
+        clean, one("tool-order", forbidden=[["get_weather", "search"]])
+    )
+    assert "tool-order" not in rules_fired(
+        clean, one("tool-order", forbidden=[["search", "get_weather"]])
+    )
 
 
 def _costs(tape: Path) -> list[tuple[int, float, int]]:
@@ -346,7 +361,9 @@ def test_context_window_share_warns_at_ninety_percent(tapes: Any, provider: str)
     assert warn.severity == "warn" and warn.steps == (3,)
     full = rules_fired(clean, one("context-window", windows={model: biggest}))["context-window"]
     assert full[0].severity == "critical"
-    assert "context-window" not in rules_fired(clean, one("context-window", windows={model: biggest * 2}))
+    assert "context-window" not in rules_fired(
+        clean, one("context-window", windows={model: biggest * 2})
+    )
 
 
 @parametrize

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from lint_world import AGENT_TOOLS, SYSTEMS, TOOLS, _Chat, call, client_for
-
 import seamtape
+from lint_world import AGENT_TOOLS, SYSTEMS, TOOLS, _Chat, call, client_for
 from seamtape import sim
 
 SCRIPT = [[call("search", q="museums")], [call("get_weather", city="Lisbon")], "Done."]
@@ -26,7 +25,9 @@ def main(tape: str) -> None:
                 sys.stdin.readline()
                 _, calls = chat.ask()
                 print(f"step {n}", flush=True)
-                chat.add_results([(i, name, TOOLS[name](args)[0], False) for i, name, args in calls])
+                chat.add_results(
+                    [(i, name, TOOLS[name](args)[0], False) for i, name, args in calls]
+                )
 
 
 if __name__ == "__main__":

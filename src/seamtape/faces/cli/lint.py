@@ -5,7 +5,7 @@ and watch (follow a tape being recorded, optionally killing its recorder on a cr
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,7 +39,7 @@ class _VerdictCommand(TyperCommand):
             raise
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"

@@ -362,13 +362,14 @@ def delegation_tree(trace: Trace, cfg: Config) -> dict[str, tuple[str | None, Ca
 def recursive_delegation(trace: Trace, cfg: Config) -> Iterator[Finding]:
     tree = delegation_tree(trace, cfg)
     agents = {t.conversation: t.agent for t in trace.turns if t.conversation}
-    first = {}
+    first: dict[str, int] = {}
     for t in trace.turns:
         first.setdefault(t.conversation, t.seq)
     for conversation, (parent, opener) in tree.items():
         if parent is None or opener is None:
             continue
-        chain, seen = [], parent
+        chain: list[str] = []
+        seen: str | None = parent
         while seen is not None and seen not in chain:
             chain.append(seen)
             seen = tree.get(seen, (None, None))[0]
