@@ -21,6 +21,8 @@ from seamtape._steps import steps_of
 from seamtape.lenses.lint import Guards, lint
 from seamtape.tape import Tape
 
+pytest_plugins = ["pytester"]
+
 SCRIPT = [[call("get_weather", city=c)] for c in ("Lisbon", "Porto", "Faro", "Braga")] + ["Done."]
 TESTS = Path(__file__).parent
 
@@ -186,3 +188,43 @@ def test_record_guard_on_the_command_line(tmp_path: Path) -> None:
         cwd=TESTS, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "maxx" in bad.stderr and "Traceback" not in bad.stderr
+
+
+PLUGIN_TEST = """
+from agent import ask
+
+def test_ask(tape):
+    tape.result = ask(tape)
+
+import pytest
+
+@pytest.mark.tape(guards={"rules": {"budget-calls": {"max": 1}}})
+def test_guarded_by_marker(tape):
+    tape.result = ask(tape)
+"""
+
+PLUGIN_AGENT = """
+def ask(session):
+    with session.httpx2_client() as client:
+        for question in ("one", "two"):
+            client.post(
+                f"{session.upstream}/v1/messages",
+                json={"model": "sim-claude", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": question}]},
+            )
+    return "asked"
+"""
+
+
+def test_the_pytest_plugin_guards_recordings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")
+    pytester.makepyfile(agent=PLUGIN_AGENT, test_agent=PLUGIN_TEST)
+    marked = pytester.runpytest_subprocess("--tape-mode=all")
+    marked.assert_outcomes(passed=1, failed=1)  # only the marked test is guarded
+    assert "GuardTripped" in marked.stdout.str() and "budget-calls" in marked.stdout.str()
+    by_option = pytester.runpytest_subprocess(
+        "--tape-mode=all", "-k", "test_ask", "--tape-guard", "budget-calls.max=1"
+    )
+    by_option.assert_outcomes(failed=1)

@@ -11,7 +11,7 @@ import seamtape
 from seamtape import sim
 from seamtape.lenses.lint import lint
 from seamtape.lenses.lint._streams import stream_problems
-from seamtape.tape import Tape
+from seamtape.tape import Exchange, Tape, blob_hash
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "anthropic": (
@@ -95,3 +95,23 @@ def test_openai_and_gemini_stream_ends(tmp_path: Path) -> None:
     assert stream_problems("gemini.generate", _without(gemini, b"finishReason")) == [
         "the last chunk carries no finishReason"
     ]
+
+
+def test_stream_boundaries_fires_on_a_tape_whose_stream_lost_a_block_stop(tmp_path: Path) -> None:
+    """The recorded stream, written again to a new tape with one event taken out."""
+    source = record_stream(tmp_path, "anthropic")
+    broken = tmp_path / "broken.tape"
+    with Tape(source) as opened:
+        (exchange,) = opened.exchanges(opened.run().id)
+        request, response = exchange.request_bytes(), exchange.response_bytes()
+    edited = _without(response, b"content_block_stop")
+    with Tape(broken, create=True) as tape:
+        run = tape.create_run("edited")
+        row = Exchange(
+            **{**exchange.__dict__, "run": run, "_tape": None, "response_body": blob_hash(edited)}
+        )
+        tape.add_exchange(row, request, edited, [])
+        tape.finish_run(run, status="complete", digest=None, result=None, has_result=False)
+    findings = {f.rule: f for f in lint(broken).findings}
+    assert findings["stream-boundaries"].message == "block 0 is never closed"
+    assert "stream-boundaries" not in {f.rule for f in lint(source).findings}

@@ -39,7 +39,7 @@ __all__ = ["MODES", "default_tape_path"]
 
 MODES = ("none", "once", "new", "all", "rewrite")
 DEFAULT_TAPE_DIR = "tests/tapes"
-_MARKER_OPTIONS = {"path", "run", "partial", "intercept"}
+_MARKER_OPTIONS = {"path", "run", "partial", "intercept", "guards"}
 _SETTINGS = pytest.StashKey["_Settings"]()
 _USE = pytest.StashKey["_TapeUse"]()
 
@@ -64,6 +64,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Base URL that recordings send live requests to "
         "(default: a seamtape simulator started in-process on 127.0.0.1).",
     )
+    group.addoption(
+        "--tape-guard",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="Guard recordings with a lint rule setting (RULE.PARAM=VALUE, e.g. "
+        "budget-cost.max_usd=0.05) or a lint configuration file; repeatable. A critical "
+        "finding stops the run before its request is sent, and fails the test.",
+    )
     # pytest-recording has the same two options with the same meaning: share them.
     with contextlib.suppress(ValueError):
         group.addoption(
@@ -84,8 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "tape(path=None, *, run=None, partial=False, intercept=False): record or replay this "
-        "test's agent run on a seamtape tape (see the `tape` fixture)",
+        "tape(path=None, *, run=None, partial=False, intercept=False, guards=None): record or "
+        "replay this test's agent run on a seamtape tape (see the `tape` fixture); guards "
+        "(a lint configuration mapping or file) stop a recording that breaks a rule",
     )
 
 
@@ -363,7 +373,19 @@ def _session(
             intercept=intercept,
             upstream=upstream,
         )
-    return record(rewrite.scratch, name=request.node.nodeid, intercept=intercept, upstream=upstream)
+    guards = options.get("guards")
+    specs = request.config.getoption("tape_guard", None)
+    if guards is None and specs:
+        from seamtape.lenses.lint import guards_from_specs
+
+        guards = guards_from_specs(specs)
+    return record(
+        rewrite.scratch,
+        name=request.node.nodeid,
+        intercept=intercept,
+        upstream=upstream,
+        guards=guards,
+    )
 
 
 # -- running the test and reporting it ---------------------------------------------------
