@@ -392,3 +392,37 @@ def test_every_rule_is_tested_here_and_documented() -> None:
     for rule_id in RULES:
         assert f'"{rule_id}"' in source or f"'{rule_id}'" in source, rule_id
         assert f"`{rule_id}`" in docs, rule_id
+
+
+class _Stopping:
+    """The scripted model, stopping every answer for ``stop`` (output limit, content filter)."""
+
+    seed = 0
+
+    def __init__(self, stop: str) -> None:
+        self.stop, self.inner = stop, sim.ScriptedPolicy(["A partial answer"] * 2)
+
+    def respond(self, step: Any) -> Any:
+        answer = self.inner.respond(step)
+        answer.stop_reason = self.stop
+        return answer
+
+
+@parametrize
+@pytest.mark.parametrize(
+    ("stop", "mode"), [("max_tokens", "truncated_output"), ("content_filter", "refusal")]
+)
+def test_refusals_and_truncated_answers_are_failure_modes(
+    tmp_path: Path, provider: str, stop: str, mode: str
+) -> None:
+    import seamtape
+    from lint_world import BASE_URL, Agent
+
+    tape = tmp_path / "stopped.tape"
+    agent = Agent(provider, {})
+    agent.retries = 0  # type: ignore[attr-defined]
+    with sim.serve(_Stopping(stop)) as simulator:
+        with seamtape.record(tape, upstream=getattr(simulator, BASE_URL[provider])) as session:
+            session.result = agent(session)
+    (finding,) = lint(tape).findings
+    assert finding.rule == "failure-mode" and finding.data["mode"] == mode and finding.steps == (1,)

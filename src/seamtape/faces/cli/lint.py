@@ -162,13 +162,38 @@ def watch(
                     return True
         if as_json:
             print(json.dumps({"status": update.status.to_dict()}), flush=True)
-        else:
+        elif live is None:
             console.print(update.status.line(), markup=False, soft_wrap=True)
         return False
 
+    live = None
+    if console.is_terminal and not as_json:
+        # one status line, redrawn in place with a ticking elapsed time; findings print above
+        from rich.live import Live
+        from rich.text import Text
+
+        class _Line:
+            status: Any = None
+
+            def __rich__(self) -> Text:
+                return Text(self.status.line() if self.status else f"waiting for a run in {tape}")
+
+        line = _Line()
+        live = Live(line, console=console, refresh_per_second=4, transient=False)
+        shown = show
+
+        def show(update: Update) -> bool:  # type: ignore[no-redef]
+            line.status = update.status
+            return shown(update)
+
+        console = live.console
     try:
         with Watcher(tape, run=run, config=cfg) as watcher:
-            watcher.follow(show, interval=interval)
+            if live is not None:
+                with live:
+                    watcher.follow(show, interval=interval)
+            else:
+                watcher.follow(show, interval=interval)
     except UnknownRunError as exc:
         _fail(str(exc), EXIT_USAGE)
     except TapeError as exc:
