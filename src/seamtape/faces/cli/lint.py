@@ -182,7 +182,7 @@ def watch(
         live = Live(line, console=console, refresh_per_second=4, transient=False)
         shown = show
 
-        def show(update: Update) -> bool:  # type: ignore[no-redef]
+        def show(update: Update) -> bool:
             line.status = update.status
             return shown(update)
 
