@@ -33,13 +33,19 @@ def step_costs(tape: Path) -> list[float]:
 
 
 def guarded_run(
-    tmp_path: Path, provider: str, guards: Any, *, retries: int = 0, agent: Any = None
+    tmp_path: Path,
+    provider: str,
+    guards: Any,
+    *,
+    retries: int = 0,
+    agent: Any = None,
+    script: list[Any] = SCRIPT,
 ) -> tuple[Path, sim.Simulator, BaseException | None]:
     tape = tmp_path / f"guarded-{provider}.tape"
     agent = agent or Agent(provider, {})
     agent.retries = retries
     raised: BaseException | None = None
-    with sim.serve(sim.ScriptedPolicy(SCRIPT)) as simulator:
+    with sim.serve(sim.ScriptedPolicy(script)) as simulator:
         upstream = getattr(simulator, BASE_URL[provider])
         try:
             with seamtape.record(tape, upstream=upstream, guards=guards) as session:
@@ -136,6 +142,18 @@ def test_a_policy_guard_stops_before_the_result_of_a_denied_tool_goes_back(tmp_p
     _, simulator, raised = guarded_run(tmp_path, "gemini", guards)
     assert raised is not None and raised.finding.rule == "tool-policy"
     assert simulator.request_count == 1
+
+
+def test_a_loop_made_critical_is_a_breaker(tmp_path: Path) -> None:
+    loop = [[call("get_weather", city="Lisbon")]] * 5 + ["Done."]
+    guards = Guards({"rules": {"loop-repeat": {"severity": "critical"}}}, actions=[])
+    _, simulator, raised = guarded_run(tmp_path, "openai", guards, script=loop)
+    assert raised is not None and raised.finding.rule == "loop-repeat"
+    assert simulator.request_count == 4  # the 4th identical call came back in answer 4
+    warned = Guards(actions=[], trip_at="warn")  # the defaults, tripping on a warning
+    _, simulator, raised = guarded_run(tmp_path, "openai", warned, script=loop)
+    assert raised is not None and raised.finding.rule == "loop-repeat"
+    assert simulator.request_count == 4
 
 
 def test_sdks_cannot_retry_a_trip_and_agents_cannot_swallow_it(
