@@ -21,7 +21,7 @@ from typing import Any
 
 from seamtape import wire
 from seamtape._errors import GuardTripped, LintConfigError, SeamtapeError
-from seamtape.tape import Exchange, Tape
+from seamtape.tape import Tape
 
 from ._config import Config, resolve
 from ._findings import SEVERITIES, Finding, rank
@@ -174,7 +174,7 @@ class Breaker:
         self.guards, self.tape, self.run = guards, tape, run_id
         self.started = tape.run(run_id).created
         self._lock = threading.Lock()
-        self._decoded: dict[int, tuple[Exchange, wire.Step | None]] = {}
+        self._turns_by_seq: dict[int, Turn] = {}  # each exchange decoded once, kept
         self._seen: set[str] = set()
         self.findings: list[Finding] = []  # every finding the guard has seen, in order
 
@@ -213,7 +213,7 @@ class Breaker:
     def _turns(self) -> list[Turn]:
         """The run's recorded exchanges as turns, each decoded once."""
         exchanges = self.tape.exchanges(self.run)
-        new = [ex for ex in exchanges if ex.seq not in self._decoded]
+        new = [ex for ex in exchanges if ex.seq not in self._turns_by_seq]
         bodies = self.tape.blobs(h for ex in new for h in (ex.request_body, ex.response_body))
         for ex in new:
             try:
@@ -228,15 +228,11 @@ class Breaker:
                 )
             except wire.CodecError:
                 step = None
-            self._decoded[ex.seq] = (ex, step)
-        turns = []
-        for seq in sorted(self._decoded):
-            ex, step = self._decoded[seq]
-            turn = turn_of(ex, step, None)
+            turn = turn_of(ex, step, bodies[ex.request_body])
             if turn.stream:
-                turn.response_body = self.tape.blob(ex.response_body)
-            turns.append(turn)
-        return turns
+                turn.response_body = bodies[ex.response_body]
+            self._turns_by_seq[ex.seq] = turn
+        return [self._turns_by_seq[seq] for seq in sorted(self._turns_by_seq)]
 
     def _pending(self, api: str, method: str, url: str, body: bytes, turns: list[Turn]) -> Turn:
         try:

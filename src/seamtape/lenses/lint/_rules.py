@@ -7,6 +7,8 @@ parameters (with defaults); docs/lint-rules.md is the long form of the same tabl
 from __future__ import annotations
 
 import fnmatch
+import functools
+import json
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -19,7 +21,7 @@ from ._config import Config
 from ._findings import Finding, rank
 from ._registry import INT, PAIRS, SEQUENCES, SHARE, STRINGS, Param, rule
 from ._streams import stream_problems
-from ._trace import Call, Trace, Turn, failed_result
+from ._trace import Call, Trace, Turn
 
 _OFF = {"type": ["number", "null"], "minimum": 0}
 _OFF_INT = {"type": ["integer", "null"], "minimum": 0}
@@ -48,13 +50,11 @@ def _in_conversation(trace: Trace) -> dict[str, list[Call]]:
 
 
 def _succeeded(call: Call) -> bool:
-    result = call.result
-    return result is not None and not failed_result(result)
+    return call.result is not None and not call.failure
 
 
 def _failed(call: Call) -> str:
-    result = call.result
-    return "" if result is None else failed_result(result)
+    return call.failure
 
 
 # --- retries and loops ------------------------------------------------------------------------
@@ -460,22 +460,27 @@ def undeclared_tool(trace: Trace, cfg: Config) -> Iterator[Finding]:
 
 def schema_error(call: Call) -> str:
     """Why a call's arguments fail the schema its request declared, or ""."""
-    import jsonschema
-
     if call.declared is None:
         return ""
     if call.call.raw_arguments is not None:
         return "the arguments are not a JSON object"
-    schema = call.declared.schema
-    if not schema:
+    if not call.declared.schema:
         return ""
+    dump = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"), default=str)
+    return _schema_problem(dump(call.declared.schema), dump(call.call.arguments))
+
+
+@functools.lru_cache(maxsize=4096)
+def _schema_problem(schema_json: str, arguments_json: str) -> str:
+    """Cached: a guard re-reads the whole run before every request."""
+    import jsonschema
+
+    schema, arguments = json.loads(schema_json), json.loads(arguments_json)
     try:
         validator_class = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft202012Validator
         )
-        error = jsonschema.exceptions.best_match(
-            validator_class(schema).iter_errors(call.call.arguments)
-        )
+        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(arguments))
     except (jsonschema.exceptions.SchemaError, TypeError):
         return ""  # a schema the request declared but no validator reads is not the call's fault
     if error is None:

@@ -41,18 +41,29 @@ class Call:
     call: ToolCall
     declared: ToolSpec | None  # the tool as the same request declared it
     results: list[tuple[int, ToolResult]] = field(default_factory=list)  # (step carrying it, …)
+    key: str = field(init=False)  # the call in canonical form, computed once: rules compare it
+    _failure: tuple[ToolResult, str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = call_key(self.call.name, self.call.arguments, self.call.raw_arguments)
 
     @property
     def name(self) -> str:
         return self.call.name
 
     @property
-    def key(self) -> str:
-        return call_key(self.call.name, self.call.arguments, self.call.raw_arguments)
-
-    @property
     def result(self) -> ToolResult | None:
         return self.results[0][1] if self.results else None
+
+    @property
+    def failure(self) -> str:
+        """Why its (first) result reads as a failure, or "" (also "" with no result yet)."""
+        result = self.result
+        if result is None:
+            return ""
+        if self._failure is None or self._failure[0] is not result:
+            self._failure = (result, failed_result(result))
+        return self._failure[1]
 
     @property
     def result_step(self) -> int | None:
@@ -145,11 +156,13 @@ def build(
     last_request: dict[str, bytes] = {}  # conversation -> its latest request body's hash
     for turn in turns:
         step = turn.step
+        turn.calls = []
         if step is None:
             continue
-        turn.agent = agent_of(step)
-        turn.conversation = _digest(turn.agent, _first_user_text(step))
-        turn.fresh = not any(m.role == "assistant" for m in step.messages)
+        if not turn.agent:  # a guard keeps its turns from one request to the next
+            turn.agent = agent_of(step)
+            turn.conversation = _digest(turn.agent, _first_user_text(step))
+            turn.fresh = not any(m.role == "assistant" for m in step.messages)
         retry = last_request.get(turn.conversation) == turn.request_hash
         last_request[turn.conversation] = turn.request_hash
         previous = last_answer.get(turn.conversation)
