@@ -3,6 +3,7 @@ must, on the Anthropic, OpenAI and Gemini wire formats (each through its officia
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -389,9 +390,13 @@ def test_every_rule_is_tested_here_and_documented() -> None:
         for name in ("test_lint_rules.py", "test_lint_streams.py")
     )
     docs = (Path(__file__).parents[1] / "docs" / "lint-rules.md").read_text(encoding="utf-8")
-    for rule_id in RULES:
-        assert f'"{rule_id}"' in source or f"'{rule_id}'" in source, rule_id
-        assert f"`{rule_id}`" in docs, rule_id
+    for rule in RULES.values():
+        assert f'"{rule.id}"' in source or f"'{rule.id}'" in source, rule.id
+        # the reference table row: id, family, default severity, trigger, each default
+        row = next(line for line in docs.splitlines() if line.startswith(f"| `{rule.id}` |"))
+        assert f"| {rule.family} | {rule.severity} | {rule.trigger} |" in row, rule.id
+        for name, param in rule.params.items():
+            assert f"`{name}` ({json.dumps(param.default)})" in row, (rule.id, name)
 
 
 class _Stopping:

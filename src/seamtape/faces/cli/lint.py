@@ -49,8 +49,8 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="A pyproject.toml ([tool.seamtape.lint]) or seamtape.toml; default: found from "
-        "the current directory upward.",
+        help="A pyproject.toml (its tool.seamtape.lint table) or a seamtape.toml (its lint "
+        "table); default: the first found from the current directory upward.",
     ),
 ]
 
