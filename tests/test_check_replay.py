@@ -164,3 +164,29 @@ def test_a_bad_manifest_exits_2(workdir: Path, tmp_path: Path) -> None:
     empty.mkdir()
     result = cli("check-replay", str(empty), cwd=tmp_path)
     assert result.returncode == EXIT_BAD_MANIFEST and "no such manifest" in result.stderr
+
+
+TRIP = 'tape = "trip.tape"\nrun = "trip-planner"\nagent = "fixtures.agents:trip_agent"\n'
+
+
+def test_lint_in_the_gate_fails_on_a_new_critical_finding_and_on_drift(workdir: Path) -> None:
+    path = manifest(workdir, TRIP)
+    assert seamtape.check_replay(path, lint=True).ok  # the corpus lints clean
+    # a policy that the recorded trip breaks: a new critical finding fails its tape
+    config = workdir / "seamtape.toml"
+    config.write_text('[lint.rules.tool-policy]\ndeny = ["find_hotel"]\n')
+    report = seamtape.check_replay(path, lint=True)
+    (failed,) = report.failures
+    assert failed.verdict == "lint" and "find_hotel" in failed.detail
+    # accepted into the baseline, it passes; any change in what lint sees is drift
+    assert seamtape.check_replay(path, lint=True, update_lint_baseline=True)
+    assert (workdir / "lint-baseline.json").exists()
+    assert seamtape.check_replay(path, lint=True).ok
+    config.write_text(
+        '[lint.rules.tool-policy]\ndeny = ["find_hotel"]\n'
+        '[lint.rules.budget-calls]\nmax = 2\nseverity = "warn"\n'
+    )
+    (drifted,) = seamtape.check_replay(path, lint=True).failures
+    assert drifted.verdict == "lint drift" and "budget-calls" in drifted.detail
+    result = cli("check-replay", str(path), "--lint", cwd=workdir)
+    assert result.returncode == EXIT_FAILED and "lint drift" in result.stdout

@@ -22,6 +22,10 @@ _EXPORTS = {
     "CodecError": "._errors",
     "DivergenceError": "._errors",
     "ForkResult": ".engine.fork",
+    "GuardTripped": "._errors",
+    "Guards": ".lenses.lint",
+    "LintConfigError": "._errors",
+    "LintReport": ".lenses.lint",
     "ManifestError": "._errors",
     "NetworkBlockedError": "._errors",
     "NondetSource": "._nondet",
@@ -44,6 +48,7 @@ _EXPORTS = {
     "extend": "._session",
     "fork": ".engine.fork",
     "ingest_trace": ".lenses.otel",
+    "lint": ".lenses.lint",
     "record": "._session",
     "replay": "._session",
     "serve_proxy": ".engine.proxy",
@@ -56,6 +61,10 @@ __all__ = [
     "CodecError",
     "DivergenceError",
     "ForkResult",
+    "GuardTripped",
+    "Guards",
+    "LintConfigError",
+    "LintReport",
     "ManifestError",
     "NetworkBlockedError",
     "NondetSource",
@@ -79,6 +88,7 @@ __all__ = [
     "extend",
     "fork",
     "ingest_trace",
+    "lint",
     "record",
     "replay",
     "serve_proxy",
@@ -91,6 +101,8 @@ if TYPE_CHECKING:
         AgentRaisedError,
         CodecError,
         DivergenceError,
+        GuardTripped,
+        LintConfigError,
         ManifestError,
         NetworkBlockedError,
         NotReplayableError,
@@ -107,6 +119,7 @@ if TYPE_CHECKING:
     from .engine.fork import ForkResult, fork
     from .engine.proxy import serve_proxy
     from .lenses.diff import RunDiff, diff
+    from .lenses.lint import Guards, LintReport, lint
     from .lenses.otel import export_trace, ingest_trace
     from .tape import Tape
 

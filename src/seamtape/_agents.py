@@ -119,9 +119,14 @@ def record_agent(
     name: str | None = None,
     upstream: str | None = None,
     sim_policy: str | None = None,
+    guards: Any = None,
 ) -> RunReport:
-    """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``."""
-    with record(path, name=name, upstream=upstream, sim_policy=sim_policy) as session:
+    """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``.
+
+    ``guards`` stop the run with ``GuardTripped`` before a request that a rule forbids."""
+    with record(
+        path, name=name, upstream=upstream, sim_policy=sim_policy, guards=guards
+    ) as session:
         result = run_agent(session, agent)
         stats = session.stats
     return RunReport(session.run_id, session.digest, result, stats["served"], stats["live"])

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from seamtape._errors import DivergenceError, SecretWarning
+from seamtape._errors import DivergenceError, GuardTripped, SecretWarning
 from seamtape._match import canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
 from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
 
 __all__ = [
     "Cursor",
+    "Guard",
     "HeaderSource",
     "Matching",
     "Playback",
@@ -39,6 +40,10 @@ HeaderSource = Callable[[], Iterable[tuple[str | bytes, str | bytes]]]
 
 # (method, url, body) -> (status, headers, body chunks) to answer with, or None to go live.
 Substitute = Callable[[str, str, bytes], tuple[int, list[tuple[str, str]], list[bytes]] | None]
+
+# (method, url, body) of a live request before it leaves; raises GuardTripped to stop the run.
+# The session builds it from the lint rules, so the cursor imports no lens.
+Guard = Callable[[str, str, bytes], None]
 
 _PREFETCH = 128  # exchanges whose stored bodies are read from the tape in one query
 
@@ -125,6 +130,7 @@ class Cursor:
         substitute: Substitute | None = None,
         extend: bool = False,
         matching: Matching | None = None,
+        guard: Guard | None = None,
     ) -> None:
         if extend and not live:
             raise ValueError("an extending cursor records what it cannot serve: it must be live")
@@ -134,6 +140,8 @@ class Cursor:
         self._lock = threading.Lock()
         self._digest = Digest()
         self.divergence: DivergenceError | None = None
+        self._guard = guard
+        self.tripped: GuardTripped | None = None  # once tripped, no request leaves again
         # Serving state.
         self._served = list(served)
         self._consumed = [False] * len(self._served)
@@ -174,6 +182,8 @@ class Cursor:
         """Decide a request's fate: served from the tape, or a live ``Ticket`` to record."""
         if self.divergence is not None:
             raise self.divergence
+        if self.tripped is not None:
+            raise self.tripped
         hook = self._matching.before_record_request
         if hook is not None:
             changed = hook(TapeRequest(method, url, _text_pairs(headers()), body))
@@ -191,6 +201,9 @@ class Cursor:
                     return playback
             if not self.live:
                 self._diverge_unrecorded(method, curl)
+        if self._guard is not None:
+            self._check_guard(method, curl, body)
+        with self._lock:
             ticket = self._ticket(method, curl, headers, body)
             substitute, self._substitute = self._substitute, None
         if substitute is not None:
@@ -198,6 +211,16 @@ class Cursor:
             if answer is not None:
                 return ticket.play(*answer)
         return ticket
+
+    def _check_guard(self, method: str, url: str, body: bytes) -> None:
+        """Let the guard see the request before it leaves; a trip stops this and every later one."""
+        assert self._guard is not None
+        try:
+            self._guard(method, url, body)
+        except GuardTripped as trip:
+            if self.tripped is None:
+                self.tripped = trip
+            raise
 
     def _serve(self, method: str, url: str, body: bytes) -> Playback | None:
         """The recorded response to this request; None when an extending cursor stops serving."""

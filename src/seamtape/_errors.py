@@ -1,7 +1,7 @@
 """Every error a caller can catch, each with a message that says what to do next.
 
-All derive from :class:`SeamtapeError` except :class:`DivergenceError` and its subclasses,
-which derive from ``BaseException`` on purpose (see its docstring).
+All derive from :class:`SeamtapeError` except :class:`DivergenceError` (and its subclasses)
+and :class:`GuardTripped`, which derive from ``BaseException`` on purpose (see their docstrings).
 """
 
 from __future__ import annotations
@@ -121,6 +121,35 @@ class NetworkBlockedError(DivergenceError):
 
     A ``DivergenceError``, so an SDK's ``except Exception`` retry loop cannot swallow it.
     """
+
+
+class LintConfigError(SeamtapeError):
+    """A lint or guard configuration is malformed; the message names the key and the file."""
+
+
+class GuardTripped(BaseException):
+    """A live guard stopped the run before a request left: a rule's breaker tripped.
+
+    It derives from ``BaseException``, as :class:`DivergenceError` does, so that an SDK's
+    ``except Exception`` retry loop cannot catch it and send the request again: a tripped
+    breaker is a verdict about the run, not a transient fault. ``finding`` is the finding
+    that tripped it (a ``seamtape.lenses.lint.Finding``), ``step`` the request that was held.
+    """
+
+    def __init__(
+        self, message: str, *, run: str = "", step: int | None = None, finding: Any = None
+    ):
+        self.run = run
+        self.step = step
+        self.finding = finding
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_tripped, (str(self), self.run, self.step, self.finding))
+
+
+def _rebuild_tripped(message: str, run: str, step: int | None, finding: Any) -> GuardTripped:
+    return GuardTripped(message, run=run, step=step, finding=finding)
 
 
 def _rebuild_divergence(

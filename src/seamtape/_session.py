@@ -10,7 +10,13 @@ from types import TracebackType
 from typing import Any
 
 from seamtape._cursor import Cursor, Matching, Substitute
-from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError, UpstreamError
+from seamtape._errors import (
+    DivergenceError,
+    GuardTripped,
+    NotReplayableError,
+    SeamtapeError,
+    UpstreamError,
+)
 from seamtape._match import explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
@@ -44,6 +50,7 @@ class Session:
         extend: bool = False,
         sim_policy: str | None = None,
         matching: Matching | None = None,
+        guards: Any = None,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
@@ -68,6 +75,8 @@ class Session:
         self._substitute = substitute
         # Serve the whole parent while requests match; record live from the first that does not.
         self._extend = extend
+        # Lint rules run live before each request leaves (a seamtape.Guards, a lint config).
+        self._guards = guards
         self._result: Any = _UNSET
         self.recorded: RunInfo | None = None
         self._tape: Tape | None = None
@@ -89,7 +98,13 @@ class Session:
                 self.run_id = tape.create_run(
                     self.name, upstream=self._upstream, sim_policy=self._sim_policy
                 )
-                self._cursor = Cursor(tape, self.run_id, live=True, matching=self._matching)
+                self._cursor = Cursor(
+                    tape,
+                    self.run_id,
+                    live=True,
+                    matching=self._matching,
+                    guard=self._guard_for(tape, self.run_id),
+                )
             else:
                 self.recorded = parent = tape.run(self._run_arg)
                 if parent.status == "ingested":
@@ -185,7 +200,16 @@ class Session:
             substitute=self._substitute,
             extend=self._extend,
             matching=self._matching,
+            guard=self._guard_for(tape, self.run_id),
         )
+
+    def _guard_for(self, tape: Tape, run_id: str) -> Any:
+        if self._guards is None:
+            return None
+        from seamtape.lenses.lint import guards_of
+
+        guards = guards_of(self._guards)
+        return None if guards is None else guards.bind(tape, run_id)
 
     def __exit__(
         self,
@@ -201,7 +225,8 @@ class Session:
             cursor.close()
             self._digest = cursor.digest
             if self.mode != "replay":
-                self._finish_record(tape, failed=exc_type is not None)
+                tripped = cursor.tripped
+                self._finish_record(tape, failed=exc_type is not None or tripped is not None)
                 unreachable = self._unreachable(tape) if exc_type is not None else None
                 if unreachable is not None:
                     tape.drop_run(self.run_id)
@@ -210,6 +235,9 @@ class Session:
                     if empty:  # the tape this recording created holds nothing
                         remove_tape(self.path)
                     raise unreachable from exc
+                if tripped is not None and not isinstance(exc, GuardTripped):
+                    # An agent may have swallowed the trip; the run was stopped all the same.
+                    raise tripped from exc
                 return
             problem = cursor.divergence
             if problem is None and exc_type is None:
@@ -432,13 +460,16 @@ def record(
     upstream: str | None = None,
     sim_policy: str | None = None,
     matching: Matching | None = None,
+    guards: Any = None,
 ) -> Session:
     """Record a new run into the tape at ``path`` (created if missing).
 
     ``upstream`` is the base URL the agent talks to; agents read it back as
     ``session.upstream`` so that replays and forks build the same requests. When it is a
     seamtape simulator, ``sim_policy`` (its policy spec) is stored with the run, so a fork
-    or a re-recording restarts the same simulator.
+    or a re-recording restarts the same simulator. ``guards`` (a ``seamtape.Guards``, or a
+    lint configuration as a mapping or a file) runs the lint rules before each request
+    leaves and stops the run with ``seamtape.GuardTripped``.
     """
     return Session(
         path,
@@ -448,6 +479,7 @@ def record(
         upstream=upstream,
         sim_policy=sim_policy,
         matching=matching,
+        guards=guards,
     )
 
 

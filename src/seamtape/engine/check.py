@@ -125,20 +125,32 @@ def check_replay(
     *,
     junit: str | os.PathLike[str] | None = None,
     block_network: bool = True,
+    lint: bool = False,
+    update_lint_baseline: bool = False,
 ) -> CheckReport:
     """Replay every tape listed in the manifest at ``path`` (a directory holding
     ``replay.toml``, or the manifest itself; by default the project's configured tape folder,
     see ``configured_tape_dir``) and report each; ``junit`` writes JUnit XML.
 
     Raises ``ManifestError`` before replaying anything when the manifest is unusable.
-    With ``block_network`` (the default) a replay that opens a real socket fails.
+    With ``block_network`` (the default) a replay that opens a real socket fails. With
+    ``lint``, each run is also linted: a critical finding not in the baseline
+    (``lint-baseline.json`` beside the manifest) fails, and so does any change in the set of
+    findings' fingerprints against the baseline; ``update_lint_baseline`` rewrites it.
     """
     started = time.perf_counter()
     manifest = _manifest_path(Path(path) if path is not None else configured_tape_dir())
     entries = load_manifest(manifest)
     report = CheckReport(manifest)
+    baseline = _read_baseline(manifest) if lint else {}
+    fresh: dict[str, list[str]] = {}
     for entry in entries:
-        report.checks.append(_check(entry, block_network=block_network))
+        check = _check(entry, block_network=block_network)
+        if lint and check.ok:
+            fresh[entry.label] = _lint_check(entry, check, baseline, update_lint_baseline)
+        report.checks.append(check)
+    if lint and update_lint_baseline:
+        _write_baseline(manifest, {**baseline, **fresh})
     report.seconds = time.perf_counter() - started
     if junit is not None:
         write_junit(report, junit)
@@ -249,6 +261,65 @@ def _check(entry: ReplayEntry, *, block_network: bool) -> TapeCheck:
         check.detail = f"{type(exc).__name__}: {exc}"
     check.seconds = time.perf_counter() - started
     return check
+
+
+LINT_BASELINE = "lint-baseline.json"
+
+
+def _read_baseline(manifest: Path) -> dict[str, list[str]]:
+    import json
+
+    file = manifest.parent / LINT_BASELINE
+    if not file.exists():
+        return {}
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{file}: cannot read the lint baseline: {exc}") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, list) for v in doc.values()):
+        raise ManifestError(f"{file}: the lint baseline maps each tape label to a list")
+    return {str(k): [str(x) for x in v] for k, v in doc.items()}
+
+
+def _write_baseline(manifest: Path, baseline: dict[str, list[str]]) -> None:
+    import json
+
+    text = json.dumps(dict(sorted(baseline.items())), indent=2, sort_keys=True) + "\n"
+    (manifest.parent / LINT_BASELINE).write_text(text, encoding="utf-8")
+
+
+def _lint_check(
+    entry: ReplayEntry, check: TapeCheck, baseline: dict[str, list[str]], updating: bool
+) -> list[str]:
+    """Lint the entry's run; fail the check on a new critical finding or fingerprint drift."""
+    from seamtape.lenses.lint import lint
+
+    report = lint(entry.tape, run=entry.run, config=_lint_config(entry.tape))
+    prints = sorted(f.fingerprint for f in report.findings)
+    if updating:
+        return prints
+    known = set(baseline.get(entry.label, []))
+    new_critical = [
+        f for f in report.findings if f.severity == "critical" and f.fingerprint not in known
+    ]
+    if new_critical:
+        check.ok, check.verdict = False, "lint"
+        check.detail = "new critical finding: " + "; ".join(f.line() for f in new_critical)
+    elif entry.label in baseline and set(prints) != known:
+        added = [f.line() for f in report.findings if f.fingerprint not in known]
+        gone = len(known - set(prints))
+        check.ok, check.verdict = False, "lint drift"
+        check.detail = (
+            f"the findings' fingerprints drifted from {LINT_BASELINE}: {len(added)} new, "
+            f"{gone} gone" + "".join(f"\n  {line}" for line in added)
+        )
+    return prints
+
+
+def _lint_config(tape: Path) -> Any:
+    from seamtape.lenses.lint import discover
+
+    return discover(tape.parent)
 
 
 def _grade(oracle: Callable[[Any], Any], result: Any) -> str:

@@ -47,7 +47,7 @@ __all__ = ["MODES", "default_tape_path"]
 MODES = ("none", "once", "new", "all", "rewrite")
 ALIASES = {"new_episodes": "new"}  # pytest-recording's and vcrpy's name for the same mode
 DEFAULT_TAPE_DIR = "tests/tapes"
-_MARKER_OPTIONS = {"path", "run", "partial", "intercept"}
+_MARKER_OPTIONS = {"path", "run", "partial", "intercept", "guards"}
 _CONFIG_OPTIONS = {
     "before_record_request",
     "before_record_response",
@@ -89,6 +89,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Base URL that recordings send live requests to (default: a seamtape "
         "simulator on 127.0.0.1, with the policy the tape's run recorded).",
     )
+    group.addoption(
+        "--tape-guard",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="Guard recordings with a lint rule setting (RULE.PARAM=VALUE, e.g. "
+        "budget-cost.max_usd=0.05) or a lint configuration file; repeatable. A critical "
+        "finding stops the run before its request is sent, and fails the test.",
+    )
     # pytest-recording has the same two options with the same meaning: share them.
     with contextlib.suppress(ValueError):
         group.addoption(
@@ -120,8 +129,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "tape(path=None, *extra_tapes, run=None, partial=False, intercept=False, "
-        "**tape_config): record or replay this test's agent run on a seamtape tape "
-        "(see the `tape` fixture)",
+        "guards=None, **tape_config): record or replay this test's agent run on a seamtape "
+        "tape (see the `tape` fixture); guards (a lint configuration mapping or file) stop "
+        "a recording that breaks a rule",
     )
     config.stash[_NOTES] = []
     _settings(config)  # a bad setting fails the session before any test runs
@@ -547,6 +557,12 @@ def _session(
             sim_policy=sim_policy,
             matching=matching,
         )
+    guards = options.get("guards")
+    specs = request.config.getoption("tape_guard", None)
+    if guards is None and specs:
+        from seamtape.lenses.lint import guards_from_specs
+
+        guards = guards_from_specs(specs)
     return record(
         rewrite.scratch,
         name=request.node.nodeid,
@@ -554,6 +570,7 @@ def _session(
         upstream=upstream,
         sim_policy=sim_policy,
         matching=matching,
+        guards=guards,
     )
 
 

@@ -707,6 +707,38 @@ class Tape:
             ).fetchall()
         return [Draw(seq, kind, json.loads(value), step) for seq, kind, value, step in rows]
 
+    # -- findings --------------------------------------------------------------------------
+
+    # A guard's findings are kept in the meta table under "finding:<run>:<n>" (JSON), so that
+    # writing them needs no schema change; a later schema may give them a table of their own.
+    def add_finding(self, run_id: str, finding: dict[str, Any]) -> None:
+        """Keep a finding a live guard made about a run (a JSON object)."""
+        with self._write() as db:
+            prefix = f"finding:{run_id}:"
+            (count,) = db.execute(
+                "SELECT count(*) FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "~")
+            ).fetchone()
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?)",
+                (f"{prefix}{count + 1:06d}", json.dumps(finding, sort_keys=True)),
+            )
+
+    def findings(self, run_id: str) -> list[dict[str, Any]]:
+        """The findings live guards kept about a run, in the order they were made."""
+        prefix = f"finding:{run_id}:"
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT value FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+                (prefix, prefix + "~"),
+            ).fetchall()
+        return [json.loads(value) for (value,) in rows]
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the file (a cheap check)."""
+        with self._guard():
+            (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
     # -- integrity -------------------------------------------------------------------------
 
     def verify_blobs(self) -> list[str]:

@@ -30,6 +30,18 @@ def check_replay(
             "--block-network/--allow-network", help="Fail a replay that opens a real socket."
         ),
     ] = True,
+    lint: Annotated[
+        bool,
+        typer.Option(
+            "--lint",
+            help="Also lint each run: fail on a critical finding not in lint-baseline.json, "
+            "or on drift of the findings' fingerprints from it.",
+        ),
+    ] = False,
+    update_lint_baseline: Annotated[
+        bool,
+        typer.Option("--update-lint-baseline", help="With --lint: rewrite lint-baseline.json."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Replay every tape a manifest lists; exit 0 only if each replays bit-exact (2: bad manifest)."""
@@ -37,7 +49,13 @@ def check_replay(
 
     from seamtape.engine.check import check_replay as run_check
 
-    report = run_check(directory, junit=junit, block_network=block_network)
+    report = run_check(
+        directory,
+        junit=junit,
+        block_network=block_network,
+        lint=lint,
+        update_lint_baseline=update_lint_baseline,
+    )
     if as_json:
         print_json(report.to_dict())
         if not report.ok:

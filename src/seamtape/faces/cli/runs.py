@@ -20,6 +20,8 @@ from ._app import (
     print_json,
 )
 
+EXIT_TRIPPED = 3  # a guard stopped the recording
+
 
 @app.command()
 def show(
@@ -76,6 +78,21 @@ def record(
         ),
     ] = None,
     sim_policy: SimPolicyOpt = None,
+    guard: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guard",
+            help="Guard the run with a lint rule setting, RULE.PARAM=VALUE (e.g. "
+            "budget-cost.max_usd=0.05), or a lint configuration file; repeatable. A critical "
+            "finding stops the run before its request is sent (exit 3).",
+        ),
+    ] = None,
+    on_trip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on-trip", help="What a trip does: print, log:PATH or webhook:URL; repeatable."
+        ),
+    ] = None,
     pythonpath: PythonPathOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,8 +100,14 @@ def record(
     import contextlib
 
     from seamtape._agents import record_agent
+    from seamtape._errors import GuardTripped
 
     fn = load(agent, pythonpath)
+    guards = None
+    if guard:
+        from seamtape.lenses.lint import guards_from_specs
+
+        guards = guards_from_specs(guard, actions=on_trip or ["print"])
     with contextlib.ExitStack() as stack:
         spec = None
         if upstream is None:
@@ -93,7 +116,13 @@ def record(
             policy = _policy(sim_policy, "--sim-policy")
             spec = sim.policy_spec(policy) or sim_policy
             upstream = stack.enter_context(sim.serve(policy)).base_url
-        report = record_agent(tape, fn, name=name, upstream=upstream, sim_policy=spec)
+        try:
+            report = record_agent(
+                tape, fn, name=name, upstream=upstream, sim_policy=spec, guards=guards
+            )
+        except GuardTripped as trip:
+            new_console(stderr=True).print(str(trip), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_TRIPPED) from None
     where = f"the simulator (policy {spec}) at {upstream}" if spec else upstream
     if as_json:
         print_json({**report.to_dict(), "tape": str(tape), "live_to": where})
