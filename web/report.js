@@ -211,7 +211,7 @@
       onclick: () => select(t, run.id, 0, { tab: "step" }),
     },
       h("span", { class: "rid" }, run.id),
-      run.name ? h("span", {}, run.name) : null,
+      run.name ? h("span", { class: "name", title: run.name }, run.name) : null,
       run.parent ? h("span", { class: "meta" }, "@ step " + run.fork_step + (run.mutation ? " · " + (run.mutation.kind || "") : "")) : null,
       h("span", { class: "badge " + slug(run.status) }, run.status),
       run.outcome ? h("span", { class: "badge " + slug(run.outcome) }, run.outcome) : null,

@@ -135,18 +135,23 @@ def report_data(
     blame: dict[str, Any] | None = None,
     lint: list[dict[str, Any]] | None = None,
     diffs: Sequence[DiffSpec] = (),
+    missing_ok: bool = False,
 ) -> dict[str, Any]:
     """The report's document for these tapes; ``run`` (of the first tape) is shown first.
 
     ``blame`` is a blame result (``load_blame``) and ``lint`` a list of findings
     (``load_lint``); both point at a run of the first tape. ``diffs`` are drawn besides the
-    forks of the shown run, each diffed against its parent.
+    forks of the shown run, each diffed against its parent. With ``missing_ok`` a tape that
+    does not exist yet is shown with no runs (the live server, before a recording starts).
     """
     if not tapes:
         raise ReportError("no tape to report on")
     docs: list[_TapeDoc] = []
     selected: str | None = None
     for index, path in enumerate(tapes):
+        if missing_ok and not os.path.exists(path):
+            docs.append(_TapeDoc(os.fspath(path), os.path.basename(os.fspath(path))))
+            continue
         with Tape(path) as tape:
             infos = tape.runs()
             if index == 0:
@@ -161,7 +166,7 @@ def report_data(
             for info in infos:
                 doc.runs.append(_run_doc(tape, info, info.id in wanted))
             docs.append(doc)
-    if blame is not None:
+    if blame is not None and docs[0].runs:
         known = {r["id"] for r in docs[0].runs}
         if blame["run_id"] not in known:
             raise ReportError(
