@@ -24,7 +24,8 @@ def report(
     lint: Annotated[
         Path | None,
         typer.Option(
-            "--lint", help="Lint findings to mark on their steps: [{rule, severity, steps, message}]."
+            "--lint",
+            help="Lint findings to mark on their steps: [{rule, severity, steps, message}].",
         ),
     ] = None,
     diff: Annotated[

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamtape._errors import SeamtapeError
+from seamtape._errors import SeamtapeError, UnknownRunError
 from seamtape.tape import Exchange, RunInfo, Tape
 
 __all__ = [
@@ -158,7 +158,7 @@ def report_data(
                 if run is not None:
                     selected = tape.run(run).id
                 elif blame is not None:
-                    selected = tape.run(blame["run_id"]).id
+                    selected = _blamed_run(tape, blame["run_id"])
                 elif infos:
                     selected = _latest_root(infos).id
             wanted = _detailed(infos, selected if index == 0 else None)
@@ -181,6 +181,15 @@ def report_data(
         "lint": lint or [],
         "diffs": diff_docs,
     }
+
+
+def _blamed_run(tape: Tape, run_id: str) -> str:
+    try:
+        return tape.run(run_id).id
+    except UnknownRunError:
+        raise ReportError(
+            f"the blame result is for run {run_id}, which {tape.path} does not hold"
+        ) from None
 
 
 def _latest_root(infos: list[RunInfo]) -> RunInfo:

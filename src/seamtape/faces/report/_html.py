@@ -73,7 +73,7 @@ def render_page(data: dict[str, Any] | None, *, config: dict[str, Any], title: s
         ]
     )
     slots = {
-        "CSP": html.escape(csp, quote=True),
+        "CSP": html.escape(csp, quote=False).replace('"', "&quot;"),
         "TITLE": html.escape(title, quote=False),
         "CSS": css.replace("</", "<\\/"),
         "CONFIG": script_json(config),
