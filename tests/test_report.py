@@ -42,8 +42,8 @@ CALL = [{"name": "get_weather", "arguments": {"city": "Lisbon"}}]
 @pytest.fixture(scope="module")
 def chat_tape(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A five-step run whose request bodies grow by appending, and a fork of it at step 2."""
-    from seamtape.engine.fork import fork
     from report_tapes import chat_agent
+    from seamtape.engine.fork import fork
 
     tape = tmp_path_factory.mktemp("chat") / "chat.tape"
     policy = scripted(CALL, CALL, CALL, CALL, "Sunny all weekend.")

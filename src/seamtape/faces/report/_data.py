@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -291,7 +292,7 @@ def _step_doc(ex: Exchange, step: Any, note: str, first: float) -> dict[str, Any
     timing: dict[str, Any] | None = None
     if chunks:
         times = [t for _, t in chunks]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         timing = {
             "chunks": len(chunks),
             "first_ms": round(times[0], 2),
