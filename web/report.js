@@ -421,13 +421,16 @@
       button.disabled = true;
       status.textContent = "forking… the agent runs with this answer at step " + step.seq;
       try {
-        const reply = await api("/api/fork", { tape: state.tape, run: run.id, step: step.seq, edit: { text: text.value, tool_calls: toolCalls } });
-        status.textContent = "forked: run " + reply.run_id + " (" + reply.served + " served from the tape, " + reply.live + " live)";
+        const tape = state.tape;
+        const reply = await api("/api/fork", { tape: tape, run: run.id, step: step.seq, edit: { text: text.value, tool_calls: toolCalls } });
+        $("notice").textContent = "forked: run " + reply.run_id + " from run " + run.id + " at step " + step.seq +
+          " (" + reply.served + " served from the tape, " + reply.live + " live)";
         await refresh();
-        select(state.tape, reply.run_id, 0, { tab: "step" });
+        select(tape, reply.run_id, 0, { tab: "step" });
       } catch (e) {
         status.textContent = "fork failed: " + e.message;
-      } finally { button.disabled = false; }
+        button.disabled = false;
+      }
     });
     return h("div", { class: "fork-form" },
       h("h3", {}, "Edit this answer and fork"),
