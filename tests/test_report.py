@@ -297,3 +297,40 @@ def test_a_fork_request_needs_origin_token_header_and_json(live: LiveServer) -> 
     assert text.status_code == 415
     no_agent = httpx2.post(url, json=body, headers=good)
     assert no_agent.status_code == 400 and "--agent" in no_agent.json()["error"]
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+def embedded_data(page: str) -> Any:
+    block = page.split('<script type="application/json" id="seamtape-data">')[1]
+    return json.loads(block.split("</script>")[0])
+
+
+def test_the_demo_ends_with_a_blame_report_in_its_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from seamtape.faces._demo import run_demo
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    printed = io.StringIO()
+    tape = run_demo(tmp_path / "demo", console=Console(file=printed, width=300))
+    report = tmp_path / "demo" / "report.html"
+    assert f"report: {report}" in printed.getvalue()
+    assert list(cwd.iterdir()) == []  # nothing written where the user stood
+    data = embedded_data(report.read_text(encoding="utf-8"))
+    with Tape(tape) as t:
+        root = next(r for r in t.runs() if r.parent is None)
+    assert data["selected"]["run"] == data["blame"]["run_id"] == root.id
+    verdicts = {s["step"]: s["verdict"] for s in data["blame"]["steps"]}
+    assert set(verdicts) == {1, 2, 3}
+    assert (
+        json.loads((tmp_path / "demo" / "blame.json").read_text())["steps"]
+        == data["blame"]["steps"]
+    )

@@ -392,3 +392,24 @@ def test_the_live_page_escapes_what_a_tape_holds(page: Page, tmp_path: Path) -> 
         page.leave()
     assert any("Content Security Policy" in problem for problem in page.problems)
     page.problems.clear()
+
+
+def test_the_demo_report_opens_on_its_blame_panel(page: Page, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from seamtape.faces._demo import run_demo
+
+    run_demo(tmp_path, console=Console(file=io.StringIO()))
+    blamed = json.loads((tmp_path / "blame.json").read_text(encoding="utf-8"))
+    p = page.open((tmp_path / "report.html").as_uri())
+    rows = p.locator(".blame-row")
+    assert rows.count() == len(blamed["steps"]) == 3
+    for i, entry in enumerate(blamed["steps"]):
+        assert rows.nth(i).get_attribute("data-step") == str(entry["step"])
+        assert entry["verdict"] in str(rows.nth(i).text_content())
+    unmeasured = [s for s in blamed["steps"] if s["verdict"] == "unmeasured"]
+    assert p.locator(".blame-row.unmeasured").count() == len(unmeasured)
+    assert "Blame re-ran it" in page.text("#blame-section")
+    assert p.locator("#run-tree .run").count() >= 2  # the run and its forks

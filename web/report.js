@@ -327,7 +327,7 @@
       ["cost", fmtCost(step.cost)],
       ["latency", fmtMs(step.ms) + " (started at +" + fmtMs(step.start_ms) + ")"],
     ];
-    if (step.stream) facts.push(["stream", step.stream.chunks + " chunks · first after " + fmtMs(step.stream.first_ms) + " · longest gap " + fmtMs(step.stream.max_gap_ms)]);
+    if (step.stream) facts.push(["stream", step.stream.chunks + (step.stream.chunks === 1 ? " chunk" : " chunks") + " · first after " + fmtMs(step.stream.first_ms) + " · longest gap " + fmtMs(step.stream.max_gap_ms)]);
     if (step.error) facts.push(["transport error", (step.error.type || "") + ": " + (step.error.message || "")]);
     pane.appendChild(h("dl", { class: "facts", id: "step-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
     if (step.stream && step.stream.times.length > 1) pane.appendChild(sparkline(step.stream.times));
@@ -453,7 +453,7 @@
     const causes = b.steps.filter((s) => s.verdict === "cause");
     append(el,
       h("p", { id: "blame-headline" }, causes.length
-        ? "Step " + causes.map((s) => s.step).join(", ") + (causes.length > 1 ? " are causes" : " is the cause") + " of run " + b.run_id + "'s outcome."
+        ? (causes.length > 1 ? "Steps " + causes.slice(0, -1).map((s) => s.step).join(", ") + " and " + causes[causes.length - 1].step + " are causes" : "Step " + causes[0].step + " is the cause") + " of run " + b.run_id + "'s outcome."
         : leader ? "No step is a proven cause yet; the most blamed is step " + leader.step + "." : "No step was measured."),
       h("p", { class: "explain" },
         "The run " + (b.parent_success ? "succeeded" : "failed") + ". Blame re-ran it many times, each time changing one step's answer (" + b.perturb +
