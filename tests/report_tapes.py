@@ -79,3 +79,8 @@ def record_chat(
     with seamtape.record(tape, name=name, upstream=upstream) as session:
         session.result = agent(session)
     return session.run_id
+
+
+def weather_agent(session: Any) -> dict[str, Any]:
+    """``chat_agent("Weather?")`` as a module-level agent, for ``--agent report_tapes:...``."""
+    return chat_agent("Weather?")(session)

@@ -334,3 +334,36 @@ def test_the_demo_ends_with_a_blame_report_in_its_own_folder(
         json.loads((tmp_path / "demo" / "blame.json").read_text())["steps"]
         == data["blame"]["steps"]
     )
+
+
+def test_serve_from_the_command_line_forks_through_the_simulator(tmp_path: Path) -> None:
+    tape = tmp_path / "serve.tape"
+    with sim.serve(scripted(CALL, "Sunny.")) as server:
+        run = record_chat(tape, server.anthropic_base_url, "Weather?")
+    tests = Path(__file__).parent
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "300", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "seamtape", "serve", str(tape), "--port", "0"]
+    command += ["--agent", "report_tapes:weather_agent", "--sim"]
+    process = subprocess.Popen(command, cwd=tests, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert "127.0.0.1 only" in lines[0]
+        url = lines[1].removeprefix("open ").strip()
+        origin, token = url.split("/?token=")
+        assert httpx2.get(url).status_code == 200
+        calls = [{"id": "c1", "name": "get_weather", "arguments": {"city": "Porto"}}]
+        reply = httpx2.post(
+            f"{origin}/api/fork",
+            json={"tape": 0, "run": run, "step": 1, "edit": {"text": "", "tool_calls": calls}},
+            headers={TOKEN_HEADER: token, "Origin": origin},
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["live"] >= 1  # the tail after the edited step went to the simulator
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with Tape(tape) as t:
+        forked = t.run(reply.json()["run_id"])
+    assert (forked.parent, forked.fork_step) == (run, 1)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from seamtape.faces.report.live import UpstreamFor
 
 from ._app import RunOpt, TapeArg, app, new_console
 
@@ -92,8 +96,6 @@ def serve(
     lint: Annotated[Path | None, typer.Option("--lint", help="Lint findings to mark.")] = None,
 ) -> None:
     """Serve the report live on 127.0.0.1, updating while runs record; fork from the page."""
-    import contextlib
-
     from seamtape.faces.report import load_blame, load_lint
     from seamtape.faces.report.live import LiveServer
 
@@ -105,14 +107,12 @@ def serve(
     if sim and upstream is not None:
         raise typer.BadParameter("give --upstream or --sim, not both", param_hint="--sim")
     with contextlib.ExitStack() as stack:
-        chosen: object = upstream
-        if sim:
-            chosen = _simulator_upstream(stack)
+        chosen: str | UpstreamFor | None = _simulator_upstream(stack) if sim else upstream
         server = LiveServer(
             [str(t) for t in tapes],
             port=port,
             agent=fn,
-            upstream=chosen,  # type: ignore[arg-type]
+            upstream=chosen,
             blame=load_blame(blame) if blame is not None else None,
             lint=load_lint(lint) if lint is not None else None,
         )
@@ -125,14 +125,14 @@ def serve(
             server.wait()
 
 
-def _simulator_upstream(stack: object) -> object:
+def _simulator_upstream(stack: contextlib.ExitStack) -> UpstreamFor:
     """Start the embedded simulator; a fork's URL keeps the recorded upstream's path."""
     from urllib.parse import urlsplit
 
     from seamtape import sim
     from seamtape.tape import Tape
 
-    server = stack.enter_context(sim.serve(sim.policy_from_spec(None)))  # type: ignore[attr-defined]
+    server = stack.enter_context(sim.serve(sim.policy_from_spec(None)))
 
     def upstream_for(tape: str, run: str) -> str:
         with Tape(tape) as t:

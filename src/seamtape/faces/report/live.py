@@ -27,7 +27,7 @@ from seamtape._errors import SeamtapeError, TapeError
 from ._data import report_data
 from ._html import render_page
 
-__all__ = ["TOKEN_HEADER", "LiveServer"]
+__all__ = ["TOKEN_HEADER", "LiveServer", "UpstreamFor"]
 
 TOKEN_HEADER = "X-Seamtape-Token"
 _WATCH_EVERY = 0.1  # seconds between looks at the tapes' files
@@ -133,7 +133,7 @@ class LiveServer:
         return self._doc
 
     def _files(self) -> tuple[Any, ...]:
-        sig = []
+        sig: list[tuple[int, int] | None] = []
         for path in self.tapes:
             for name in (path, path + "-wal"):
                 try:
@@ -240,8 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _token_ok(self, query: dict[str, list[str]], *, header_only: bool) -> bool:
         given = self.headers.get(TOKEN_HEADER)
-        if given is None and not header_only:
-            given = (query.get("token") or [None])[0]
+        if given is None and not header_only and query.get("token"):
+            given = query["token"][0]
         return given is not None and hmac.compare_digest(given, self.server.live.token)
 
     # -- replies ---------------------------------------------------------------------------
