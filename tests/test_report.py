@@ -22,6 +22,7 @@ from report_tapes import PROBE_CLOSE, PROBE_IMG, PROBE_SCRIPT, record_chat, scri
 from seamtape import sim, wire
 from seamtape._steps import steps_of
 from seamtape.faces.report import (
+    DiffSpec,
     ReportError,
     load_blame,
     load_lint,
@@ -367,3 +368,18 @@ def test_serve_from_the_command_line_forks_through_the_simulator(tmp_path: Path)
     with Tape(tape) as t:
         forked = t.run(reply.json()["run_id"])
     assert (forked.parent, forked.fork_step) == (run, 1)
+
+
+def test_two_tapes_are_diffed_step_by_step(tmp_path: Path, chat_tape: tuple[Path, str]) -> None:
+    tape, run = chat_tape
+    other = tmp_path / "other.tape"
+    with sim.serve(scripted(CALL, CALL, CALL, "Cloudy.")) as server:
+        other_run = record_chat(other, server.anthropic_base_url, LONG)
+    spec = DiffSpec(str(tape), run, str(other), other_run)
+    data = report_data([str(tape), str(other)], run=run, diffs=[spec])
+    assert [t["label"] for t in data["tapes"]] == ["chat.tape", "other.tape"]
+    doc = data["diffs"][0]
+    assert (doc["a"]["tape"], doc["b"]["tape"]) == (0, 1)
+    expected = diff(tape, other, run_a=run, run_b=other_run)
+    assert [p["kind"] for p in doc["pairs"]] == [p.kind for p in expected.pairs]
+    assert doc["pairs"][doc["first"]]["kind"] == expected.first.kind  # type: ignore[union-attr]

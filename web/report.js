@@ -544,7 +544,9 @@
   function renderAll() {
     renderTree();
     renderTimeline();
-    renderDetail();
+    // A live update must not wipe what a person is typing into the fork form.
+    const typing = document.activeElement && $("step-pane").contains(document.activeElement);
+    if (!typing) renderDetail();
     renderBlame();
     renderLint();
     preferDiffFor(state.run);
