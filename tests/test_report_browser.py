@@ -7,6 +7,7 @@ Playwright cannot download its own browser here; it drives Debian's ``chromium``
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -413,3 +414,32 @@ def test_the_demo_report_opens_on_its_blame_panel(page: Page, tmp_path: Path) ->
     assert p.locator(".blame-row.unmeasured").count() == len(unmeasured)
     assert "Blame re-ran it" in page.text("#blame-section")
     assert p.locator("#run-tree .run").count() >= 2  # the run and its forks
+
+
+def test_a_stream_shows_its_chunk_timing(page: Page, tmp_path: Path) -> None:
+    import seamtape
+
+    tape = tmp_path / "stream.tape"
+    with (
+        sim.serve(scripted("A long streamed answer, " * 20)) as server,
+        seamtape.record(tape, upstream=server.anthropic_base_url) as session,
+        session.httpx2_client() as http,
+    ):
+        http.post(
+            f"{session.upstream}/v1/messages",
+            json={
+                "model": "sim-claude",
+                "max_tokens": 400,
+                "stream": True,
+                "messages": [{"role": "user", "content": "Talk."}],
+            },
+        )
+    with Tape(tape) as t:
+        (exchange,) = t.exchanges(t.run().id)
+    chunks = exchange.chunks or []
+    assert len(chunks) > 2
+    page.open(write_report(tmp_path / "s.html", render_report([tape])).as_uri())
+    facts = page.text("#step-facts")
+    first = math.floor(round(chunks[0][1], 2) + 0.5)  # as the page rounds: Math.round
+    assert f"stream{len(chunks)} chunks · first after {first} ms" in facts
+    assert page.page.locator(".spark i").count() == len(chunks) - 1

@@ -327,7 +327,7 @@
       ["cost", fmtCost(step.cost)],
       ["latency", fmtMs(step.ms) + " (started at +" + fmtMs(step.start_ms) + ")"],
     ];
-    if (step.stream) facts.push(["stream", step.stream.chunks + (step.stream.chunks === 1 ? " chunk" : " chunks") + " · first after " + fmtMs(step.stream.first_ms) + " · longest gap " + fmtMs(step.stream.max_gap_ms)]);
+    if (step.stream) facts.push([d && d.stream ? "stream" : "body", step.stream.chunks + (step.stream.chunks === 1 ? " chunk" : " chunks") + " · first after " + fmtMs(step.stream.first_ms) + " · longest gap " + fmtMs(step.stream.max_gap_ms)]);
     if (step.error) facts.push(["transport error", (step.error.type || "") + ": " + (step.error.message || "")]);
     pane.appendChild(h("dl", { class: "facts", id: "step-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
     if (step.stream && step.stream.times.length > 1) pane.appendChild(sparkline(step.stream.times));
