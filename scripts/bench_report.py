@@ -203,7 +203,7 @@ headless Chromium (Debian's), a fresh page each round.
 
 Why it stays small: each step carries only the messages new since the step before, and a
 request body that repeats the previous one is kept as a delta against it (a whole body every
-16 steps, so no chain is long), gzip-compressed and decoded in the page only when its raw
+32 steps, so no chain is long), gzip-compressed and decoded in the page only when its raw
 bytes are shown (`DecompressionStream`).
 """
 

@@ -24,8 +24,15 @@ WEATHER = {
 }
 
 
-def chat_agent(question: str, *, gate: threading.Event | None = None, tool_prefix: str = "") -> Any:
-    """An agent(session) asking ``question``; with ``gate`` it waits there after step 1."""
+def chat_agent(
+    question: str,
+    *,
+    gate: threading.Event | None = None,
+    reached: threading.Event | None = None,
+    tool_prefix: str = "",
+) -> Any:
+    """An agent(session) asking ``question``; with ``gate`` it waits there after step 1
+    (which is on the tape by then), setting ``reached`` first."""
 
     def agent(session: Any) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
@@ -40,6 +47,8 @@ def chat_agent(question: str, *, gate: threading.Event | None = None, tool_prefi
                         "messages": messages,
                     },
                 ).json()
+                if turn == 0 and reached is not None:
+                    reached.set()
                 if turn == 0 and gate is not None:
                     gate.wait(timeout=60)
                 messages.append({"role": "assistant", "content": reply["content"]})

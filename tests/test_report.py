@@ -383,3 +383,27 @@ def test_two_tapes_are_diffed_step_by_step(tmp_path: Path, chat_tape: tuple[Path
     expected = diff(tape, other, run_a=run, run_b=other_run)
     assert [p["kind"] for p in doc["pairs"]] == [p.kind for p in expected.pairs]
     assert doc["pairs"][doc["first"]]["kind"] == expected.first.kind  # type: ignore[union-attr]
+
+
+def test_a_cached_build_of_a_growing_run_equals_a_fresh_one(tmp_path: Path) -> None:
+    import threading
+
+    from seamtape.faces.report import StepCache
+
+    tape = tmp_path / "growing.tape"
+    gate, reached, cache = threading.Event(), threading.Event(), StepCache()
+    with sim.serve(scripted(CALL, CALL, "Done.")) as server:
+        recorder = threading.Thread(
+            target=record_chat,
+            args=(tape, server.anthropic_base_url, LONG),
+            kwargs={"gate": gate, "reached": reached},
+        )
+        recorder.start()
+        try:
+            assert reached.wait(timeout=60)  # step 1 is on the tape; the run goes on later
+            early = report_data([tape], cache=cache)
+        finally:
+            gate.set()
+            recorder.join(timeout=60)
+    assert len(early["tapes"][0]["runs"][0]["steps"]) == 1
+    assert report_data([tape], cache=cache) == report_data([tape])

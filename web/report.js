@@ -385,6 +385,14 @@
           h("span", { class: "note" }, "tool result" + (r.is_error ? " (error)" : "")), h("pre", {}, r.content))),
         !m.text && !(m.tool_calls || []).length && !(m.tool_results || []).length ? h("span", { class: "note" }, "(empty)") : null));
   }
+  const SHOWN_CHARS = 100000; // a 300 KB body pretty-printed is slow to lay out: the rest on a click
+  function longText(id, text) {
+    if (text.length <= SHOWN_CHARS) return h("pre", { id: id }, text);
+    const pre = h("pre", { id: id }, text.slice(0, SHOWN_CHARS));
+    const more = h("button", { class: "raw-toggle" }, "show the remaining " + Math.round((text.length - SHOWN_CHARS) / 1024) + " KiB");
+    more.addEventListener("click", () => { pre.textContent = text; more.remove(); });
+    return h("div", {}, pre, more);
+  }
   async function fillRaw(el, run, index) {
     const step = run.steps[index];
     clear(el).appendChild(h("p", { class: "note" }, "decoding…"));
@@ -396,10 +404,10 @@
       append(el,
         h("h3", {}, "Request"), h("div", { class: "mono" }, step.method + " " + step.url),
         headers(step.raw.request_headers),
-        h("pre", { id: "raw-request" }, bytesText(req)),
+        longText("raw-request", bytesText(req)),
         h("h3", {}, "Response"), h("div", { class: "mono" }, step.raw.http_version + " " + step.status + " " + step.raw.reason),
         headers(step.raw.response_headers),
-        h("pre", { id: "raw-response" }, bytesText(resp)),
+        longText("raw-response", bytesText(resp)),
         h("p", { class: "note" }, req.length + " request bytes, " + resp.length + " response bytes"));
     } catch (e) {
       clear(el).appendChild(h("p", { class: "err" }, "cannot decode these bytes: " + e));

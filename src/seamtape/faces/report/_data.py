@@ -26,6 +26,7 @@ __all__ = [
     "LINT_SEVERITIES",
     "DiffSpec",
     "ReportError",
+    "StepCache",
     "load_blame",
     "load_lint",
     "report_data",
@@ -34,7 +35,7 @@ __all__ = [
 DATA_VERSION = 1
 LINT_SEVERITIES = ("error", "warning", "info")
 _GZIP_MIN = 1024  # bodies shorter than this are kept as text: gzip would save little
-_KEYFRAME = 16  # every this many steps a request body is stored whole, so no chain is long
+_KEYFRAME = 32  # every this many steps a request body is stored whole, so no chain is long
 _DETAILED_RUNS = 200  # runs beyond this are listed in the tree without their steps
 _AUTO_DIFFS = 20  # forks diffed against their parent without being asked
 _TEXT_LIMIT = 4000  # a run's result is cut to this many characters
@@ -137,14 +138,17 @@ def report_data(
     lint: list[dict[str, Any]] | None = None,
     diffs: Sequence[DiffSpec] = (),
     missing_ok: bool = False,
+    cache: StepCache | None = None,
 ) -> dict[str, Any]:
     """The report's document for these tapes; ``run`` (of the first tape) is shown first.
 
     ``blame`` is a blame result (``load_blame``) and ``lint`` a list of findings
     (``load_lint``); both point at a run of the first tape. ``diffs`` are drawn besides the
     forks of the shown run, each diffed against its parent. With ``missing_ok`` a tape that
-    does not exist yet is shown with no runs (the live server, before a recording starts).
+    does not exist yet is shown with no runs (the live server, before a recording starts);
+    ``cache`` keeps decoded steps from one build to the next.
     """
+    cache = cache or StepCache()
     if not tapes:
         raise ReportError("no tape to report on")
     docs: list[_TapeDoc] = []
@@ -165,7 +169,7 @@ def report_data(
             wanted = _detailed(infos, selected if index == 0 else None)
             doc = _TapeDoc(os.fspath(path), os.path.basename(os.fspath(path)))
             for info in infos:
-                doc.runs.append(_run_doc(tape, info, info.id in wanted))
+                doc.runs.append(_run_doc(tape, info, cache if info.id in wanted else None))
             docs.append(doc)
     if blame is not None and docs[0].runs:
         known = {r["id"] for r in docs[0].runs}
@@ -214,7 +218,8 @@ def _detailed(infos: list[RunInfo], selected: str | None) -> set[str]:
     return set(wanted)
 
 
-def _run_doc(tape: Tape, info: RunInfo, detailed: bool) -> dict[str, Any]:
+def _run_doc(tape: Tape, info: RunInfo, cache: StepCache | None) -> dict[str, Any]:
+    """A run's summary, with its steps when ``cache`` is given."""
     doc: dict[str, Any] = {
         "id": info.id,
         "name": info.name,
@@ -231,8 +236,8 @@ def _run_doc(tape: Tape, info: RunInfo, detailed: bool) -> dict[str, Any]:
         "step_count": info.exchanges,
         "steps": None,
     }
-    if detailed:
-        doc["steps"] = _steps(tape, info.id)
+    if cache is not None:
+        doc["steps"] = cache.steps(tape, info.id)
         doc["cost_usd"] = sum(s["cost"] or 0.0 for s in doc["steps"])
         doc["tokens"] = {
             "input": sum(s["tokens"]["input"] for s in doc["steps"]),
@@ -241,50 +246,72 @@ def _run_doc(tape: Tape, info: RunInfo, detailed: bool) -> dict[str, Any]:
     return doc
 
 
-def _steps(tape: Tape, run_id: str) -> list[dict[str, Any]]:
-    from seamtape import wire
+class StepCache:
+    """Decoded steps kept between builds (the live server's): a run only grows, so a rebuild
+    decodes only the exchanges recorded since the last one."""
 
-    exchanges = tape.exchanges(run_id)
-    first = min((ex.started for ex in exchanges), default=0.0)
-    out: list[dict[str, Any]] = []
-    previous_body: tuple[int, bytes] | None = None
-    previous_messages: list[dict[str, Any]] = []
-    for ex in exchanges:
-        request, response = ex.request_bytes(), ex.response_bytes()
-        step: Any = None
-        note = ""
-        if ex.status == 0:
-            note = "no response: " + _error_text(ex)
-        else:
-            try:
-                step = wire.decode(
-                    ex.method,
-                    ex.url,
-                    ex.request_headers,
-                    request,
-                    ex.status,
-                    ex.response_headers,
-                    response,
-                )
-            except wire.CodecError as exc:
-                note = str(exc)
-                if ex.error:
-                    note += f" (transport error: {_error_text(ex)})"
-        doc = _step_doc(ex, step, note, first)
-        if step is not None:
-            messages = [_message(m) for m in step.messages]
-            shared = _shared_prefix(previous_messages, messages)
-            doc["decoded"]["shared"] = shared
-            doc["decoded"]["messages"] = messages[shared:]
-            previous_messages = messages
-        keyframe = previous_body is None or (len(out) % _KEYFRAME == 0)
-        doc["raw"]["request_body"] = _body(
-            request, None if keyframe else previous_body, len(out) - 1
-        )
-        doc["raw"]["response_body"] = _body(response, None, None)
-        previous_body = (ex.seq, request)
-        out.append(doc)
-    return out
+    def __init__(self) -> None:
+        self._runs: dict[tuple[str, str], _RunSteps] = {}
+
+    def steps(self, tape: Tape, run_id: str) -> list[dict[str, Any]]:
+        exchanges = tape.exchanges(run_id)
+        key = (os.fspath(tape.path), run_id)
+        run = self._runs.get(key)
+        if run is None or len(run.docs) > len(exchanges):  # pruned or replaced: start over
+            run = self._runs[key] = _RunSteps()
+        run.extend(exchanges)
+        return list(run.docs)
+
+
+@dataclass
+class _RunSteps:
+    """One run's step documents so far, and what the next step's deltas are taken against."""
+
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    first: float | None = None
+    previous_body: bytes | None = None
+    previous_messages: list[Any] = field(default_factory=list)  # wire.Message
+
+    def extend(self, exchanges: list[Exchange]) -> None:
+        from seamtape import wire
+
+        if self.first is None and exchanges:
+            self.first = min(ex.started for ex in exchanges)
+        for ex in exchanges[len(self.docs) :]:
+            request, response = ex.request_bytes(), ex.response_bytes()
+            step: Any = None
+            note = ""
+            if ex.status == 0:
+                note = "no response: " + _error_text(ex)
+            else:
+                try:
+                    step = wire.decode(
+                        ex.method,
+                        ex.url,
+                        ex.request_headers,
+                        request,
+                        ex.status,
+                        ex.response_headers,
+                        response,
+                    )
+                except wire.CodecError as exc:
+                    note = str(exc)
+                    if ex.error:
+                        note += f" (transport error: {_error_text(ex)})"
+            doc = _step_doc(ex, step, note, self.first or 0.0)
+            if step is not None:
+                shared = _shared_prefix(self.previous_messages, step.messages)
+                doc["decoded"]["shared"] = shared
+                doc["decoded"]["messages"] = [_message(m) for m in step.messages[shared:]]
+                self.previous_messages = step.messages
+            index = len(self.docs)
+            keyframe = self.previous_body is None or index % _KEYFRAME == 0
+            doc["raw"]["request_body"] = _body(
+                request, None if keyframe else self.previous_body, index - 1
+            )
+            doc["raw"]["response_body"] = _body(response, None, None)
+            self.previous_body = request
+            self.docs.append(doc)
 
 
 def _step_doc(ex: Exchange, step: Any, note: str, first: float) -> dict[str, Any]:
@@ -372,7 +399,7 @@ def _call(call: Any) -> dict[str, Any]:
     return out
 
 
-def _shared_prefix(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
+def _shared_prefix(a: list[Any], b: list[Any]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -404,10 +431,10 @@ def _piece(data: bytes) -> dict[str, Any]:
         return {"b64": base64.b64encode(data).decode("ascii")}
 
 
-def _body(data: bytes, base: tuple[int, bytes] | None, base_index: int | None) -> dict[str, Any]:
+def _body(data: bytes, base: bytes | None, base_index: int | None) -> dict[str, Any]:
     """A body whole, or as the previous request body's prefix and suffix around new bytes."""
     if base is not None and base_index is not None:
-        old = base[1]
+        old = base
         prefix = _common_prefix(old, data)
         suffix = _common_suffix(old, data, min(len(old), len(data)) - prefix)
         if prefix + suffix >= len(data) // 2 and len(data) >= _GZIP_MIN:

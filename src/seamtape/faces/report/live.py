@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from seamtape._errors import SeamtapeError, TapeError
 
-from ._data import report_data
+from ._data import StepCache, report_data
 from ._html import render_page
 
 __all__ = ["TOKEN_HEADER", "LiveServer", "UpstreamFor"]
@@ -66,6 +66,8 @@ class LiveServer:
         self._signature: tuple[Any, ...] | None = None
         self._stop = threading.Event()
         self._fork_lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()  # the watcher and a fork both rebuild
+        self._cache = StepCache()
         self.problem = ""  # why the last rebuild failed, shown on the console
         try:
             self._http = _Server(("127.0.0.1", port), _Handler)
@@ -144,9 +146,19 @@ class LiveServer:
         return tuple(sig)
 
     def _rebuild(self) -> None:
+        with self._rebuild_lock:
+            self._rebuild_now()
+
+    def _rebuild_now(self) -> None:
         signature = self._files()
         try:
-            data = report_data(self.tapes, blame=self._blame, lint=self._lint, missing_ok=True)
+            data = report_data(
+                self.tapes,
+                blame=self._blame,
+                lint=self._lint,
+                missing_ok=True,
+                cache=self._cache,
+            )
         except TapeError as exc:  # a tape being created this instant: look again next time
             self.problem = str(exc)
             return
