@@ -383,6 +383,11 @@ def test_two_tapes_are_diffed_step_by_step(tmp_path: Path, chat_tape: tuple[Path
     expected = diff(tape, other, run_a=run, run_b=other_run)
     assert [p["kind"] for p in doc["pairs"]] == [p.kind for p in expected.pairs]
     assert doc["pairs"][doc["first"]]["kind"] == expected.first.kind  # type: ignore[union-attr]
+    done = _cli("report", tape, "--diff-tape", other, "-o", tmp_path / "two.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shown = embedded_data((tmp_path / "two.html").read_text(encoding="utf-8"))
+    assert shown["diffs"][0]["pairs"] == doc["pairs"]
+    assert (shown["diffs"][0]["a"]["run"], shown["diffs"][0]["b"]["run"]) == (run, other_run)
 
 
 def test_a_cached_build_of_a_growing_run_equals_a_fresh_one(tmp_path: Path) -> None:

@@ -55,14 +55,7 @@ def report(
     findings = load_lint(lint) if lint is not None else None
     diffs = []
     if diff is not None or diff_tape is not None:
-        from seamtape.tape import Tape
-
-        with Tape(tape) as t:
-            shown = t.run(run or (blame_doc["run_id"] if blame_doc else None)).id
-        other_path = diff_tape or tape
-        with Tape(other_path) as t:
-            other = t.run(diff).id
-        diffs.append(DiffSpec(str(tape), shown, str(other_path), other))
+        diffs.append(DiffSpec(str(tape), None, str(diff_tape or tape), diff))
     page = render_report(
         [str(t) for t in tapes], run=run, blame=blame_doc, lint=findings, diffs=diffs
     )

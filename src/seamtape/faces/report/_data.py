@@ -49,12 +49,14 @@ class ReportError(SeamtapeError):
 
 @dataclass
 class DiffSpec:
-    """Two runs to diff: ``run_a`` of ``tape_a`` against ``run_b`` of ``tape_b``."""
+    """Two runs to diff: ``run_a`` of ``tape_a`` against ``run_b`` of ``tape_b`` (ids, id
+    prefixes or names). ``run_a`` None: the run the report shows; ``run_b`` None: the latest
+    run of ``tape_b``. Both tapes must be among the report's."""
 
     tape_a: str
-    run_a: str
+    run_a: str | None
     tape_b: str
-    run_b: str
+    run_b: str | None
 
 
 @dataclass
@@ -477,7 +479,10 @@ def _diff_specs(
     docs: list[_TapeDoc], selected: str | None, asked: Sequence[DiffSpec]
 ) -> list[DiffSpec]:
     """The diffs asked for, then each fork of the shown run (or of its parent) against it."""
-    specs = list(asked)
+    specs = [
+        DiffSpec(s.tape_a, s.run_a if s.run_a is not None else selected, s.tape_b, s.run_b)
+        for s in asked
+    ]
     runs = docs[0].runs
     by_id = {r["id"]: r for r in runs}
     if selected is not None:
@@ -492,7 +497,7 @@ def _diff_specs(
                 forks.append(r)
         for r in forks[-_AUTO_DIFFS:]:
             specs.append(DiffSpec(docs[0].path, r["parent"], docs[0].path, r["id"]))
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, str | None, str, str | None]] = set()
     unique = []
     for s in specs:
         key = (s.tape_a, s.run_a, s.tape_b, s.run_b)
@@ -505,8 +510,10 @@ def _diff_specs(
 def _diff_doc(spec: DiffSpec, docs: list[_TapeDoc]) -> dict[str, Any]:
     from seamtape.lenses.diff import diff
 
-    result = diff(spec.tape_a, spec.tape_b, run_a=spec.run_a, run_b=spec.run_b)
     paths = [d.path for d in docs]
+    if spec.tape_a not in paths or spec.tape_b not in paths:
+        raise ReportError("a diff's tapes must be among the report's tapes")
+    result = diff(spec.tape_a, spec.tape_b, run_a=spec.run_a, run_b=spec.run_b)
     first = result.first
     pairs = []
     for pair in result.pairs:
