@@ -103,7 +103,13 @@ def test_bodies_come_back_byte_for_byte_and_the_growing_requests_are_deltas(
     tape, run = chat_tape
     shown = next(r for r in report_data([tape], run=run)["tapes"][0]["runs"] if r["id"] == run)
     with Tape(tape) as t:
-        bodies = [(ex.request_bytes(), ex.response_bytes()) for ex in t.exchanges(run)]
+        exchanges = t.exchanges(run)
+        bodies = [(ex.request_bytes(), ex.response_bytes()) for ex in exchanges]
+    for doc, ex in zip(shown["steps"], exchanges, strict=True):
+        lines = [tuple(shown["headers"][i]) for i in doc["raw"]["request_headers"]]
+        assert lines == ex.request_headers
+        lines = [tuple(shown["headers"][i]) for i in doc["raw"]["response_headers"]]
+        assert lines == ex.response_headers
     for i, (request, response) in enumerate(bodies):
         assert _body(shown["steps"], i, "request_body") == request
         assert _body(shown["steps"], i, "response_body") == response

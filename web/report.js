@@ -403,10 +403,10 @@
       clear(el);
       append(el,
         h("h3", {}, "Request"), h("div", { class: "mono" }, step.method + " " + step.url),
-        headers(step.raw.request_headers),
+        headers(step.raw.request_headers.map((i) => run.headers[i])),
         longText("raw-request", bytesText(req)),
         h("h3", {}, "Response"), h("div", { class: "mono" }, step.raw.http_version + " " + step.status + " " + step.raw.reason),
-        headers(step.raw.response_headers),
+        headers(step.raw.response_headers.map((i) => run.headers[i])),
         longText("raw-response", bytesText(resp)),
         h("p", { class: "note" }, req.length + " request bytes, " + resp.length + " response bytes"));
     } catch (e) {

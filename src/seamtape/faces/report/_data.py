@@ -240,6 +240,7 @@ def _run_doc(tape: Tape, info: RunInfo, cache: StepCache | None) -> dict[str, An
     }
     if cache is not None:
         doc["steps"] = cache.steps(tape, info.id)
+        doc["headers"] = cache.headers(tape, info.id)
         doc["cost_usd"] = sum(s["cost"] or 0.0 for s in doc["steps"])
         doc["tokens"] = {
             "input": sum(s["tokens"]["input"] for s in doc["steps"]),
@@ -264,6 +265,10 @@ class StepCache:
         run.extend(exchanges)
         return list(run.docs)
 
+    def headers(self, tape: Tape, run_id: str) -> list[tuple[str, str]]:
+        """The run's distinct header lines; a step's headers are indexes into this list."""
+        return list(self._runs[(os.fspath(tape.path), run_id)].header_list)
+
 
 @dataclass
 class _RunSteps:
@@ -273,6 +278,19 @@ class _RunSteps:
     first: float | None = None
     previous_body: bytes | None = None
     previous_messages: list[Any] = field(default_factory=list)  # wire.Message
+    header_list: list[tuple[str, str]] = field(default_factory=list)
+    header_index: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def _headers(self, headers: list[tuple[str, str]]) -> list[int]:
+        """Header lines as indexes: every step repeats most of the step before's."""
+        out = []
+        for line in headers:
+            index = self.header_index.get(line)
+            if index is None:
+                index = self.header_index[line] = len(self.header_list)
+                self.header_list.append(line)
+            out.append(index)
+        return out
 
     def extend(self, exchanges: list[Exchange]) -> None:
         from seamtape import wire
@@ -301,6 +319,8 @@ class _RunSteps:
                     if ex.error:
                         note += f" (transport error: {_error_text(ex)})"
             doc = _step_doc(ex, step, note, self.first or 0.0)
+            doc["raw"]["request_headers"] = self._headers(ex.request_headers)
+            doc["raw"]["response_headers"] = self._headers(ex.response_headers)
             if step is not None:
                 shared = _shared_prefix(self.previous_messages, step.messages)
                 doc["decoded"]["shared"] = shared
@@ -350,8 +370,6 @@ def _step_doc(ex: Exchange, step: Any, note: str, first: float) -> dict[str, Any
         "raw": {
             "http_version": ex.http_version,
             "reason": ex.reason,
-            "request_headers": ex.request_headers,
-            "response_headers": ex.response_headers,
         },
     }
     if step is None:
