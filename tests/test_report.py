@@ -418,3 +418,27 @@ def test_a_cached_build_of_a_growing_run_equals_a_fresh_one(tmp_path: Path) -> N
             recorder.join(timeout=60)
     assert len(early["tapes"][0]["runs"][0]["steps"]) == 1
     assert report_data([tape], cache=cache) == report_data([tape])
+
+
+def test_the_browser_tests_skip_saying_why_where_there_is_no_chromium(tmp_path: Path) -> None:
+    env = {**os.environ, "SEAMTAPE_CHROMIUM": str(tmp_path / "no-chromium")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:randomly",
+            "test_report_browser.py",
+        ],
+        cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout
+    assert f"no Chromium at {tmp_path / 'no-chromium'}" in done.stdout
+    assert " passed" not in done.stdout and "skipped" in done.stdout

@@ -44,6 +44,11 @@ LONG = "Plan a long weekend in Lisbon. " * 60
 CALL = [{"name": "get_weather", "arguments": {"city": "Lisbon"}}]
 FINAL = "Sunny all weekend."
 
+if not os.path.exists(CHROMIUM):
+    pytestmark = pytest.mark.skip(
+        reason=f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` to run the browser tests"
+    )
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
