@@ -11,7 +11,7 @@ and (b) load-event time from navigation start (reading the file and parsing the 
 Then, per round, time a click on the last step with its raw bytes shown (a gzip delta
 chain decoded in the page). Writes experiments/report.json and experiments/report.md.
 
-    python scripts/bench_report.py             # about a minute on two cores
+    python scripts/bench_report.py             # a few minutes on two cores
     python scripts/bench_report.py --steps 200 --rounds 3   # a smoke check
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import statistics
 import sys
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "experiments")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     folder = Path(tempfile.mkdtemp(prefix="seamtape-bench-report-"))
     tape = folder / "long.tape"
     started = time.perf_counter()
@@ -158,6 +160,8 @@ def main() -> None:
         + (f" --rounds {args.rounds}" if args.rounds != 7 else ""),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "cpus": os.cpu_count(),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "steps": len(exchanges),
         "rounds": args.rounds,
         "record_seconds": round(record_s, 2),
@@ -187,8 +191,9 @@ def _markdown(doc: dict[str, Any]) -> str:
     mib = 1024 * 1024
     return f"""# The HTML report of a {doc["steps"]:,}-step run
 
-Measured by `{doc["command"]}` on {doc["machine"]}, {doc["date"]}; medians of {doc["rounds"]} rounds,
-headless Chromium (Debian's), a fresh page each round.
+Measured by `{doc["command"]}` on {doc["machine"]}, {doc["cpus"]} CPUs (load average
+{doc["load_average"][0]} at the start, {doc["load_average"][1]} at the end), {doc["date"]}; medians
+of {doc["rounds"]} rounds, headless Chromium (Debian's), a fresh page each round.
 
 | measurement | value | target | met |
 |---|---:|---:|:---:|
