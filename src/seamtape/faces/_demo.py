@@ -140,8 +140,42 @@ def run_demo(workdir: Path | None, *, console: Any) -> Path:
             trip_agent(changed, QUESTION.replace("150", "90"))
     except DivergenceError as exc:
         console.print(str(exc), markup=False, highlight=False)
-    console.print(f"\ntape: {tape}")
-    console.print(f"try:  seamtape show {tape}")
+    report = _blame_and_report(folder, tape, rec.run_id, console)
+    console.print(f"\ntape:   {tape}")
+    console.print(f"report: {report}  (open it in a browser: steps, forks, blame, diff)")
+    console.print(f"try:    seamtape show {tape}")
     if not same:
         raise DivergenceError("the demo's replay was not bit-exact", run=rec.run_id)
     return tape
+
+
+ORACLE = "$.answer ~= Miradouro"  # the run succeeds when the answer names the hotel
+
+
+def _blame_and_report(folder: Path, tape: Path, run_id: str, console: Any) -> Path:
+    """Blame the recorded run, then write a report with the blame panel into ``folder``."""
+    from seamtape import sim
+    from seamtape.engine.blame import blame
+    from seamtape.faces.report import render_report, write_report
+
+    console.rule("5. blame: which step decided the outcome? then a report to look at")
+    with sim.serve(sim.StochasticPolicy(seed=7, temperature=1.0)) as server:
+        result = blame(
+            tape,
+            run_id,
+            agent=trip_agent,
+            oracle=ORACLE,
+            upstream=server.anthropic_base_url,
+            perturb="drop_tool_call",
+            max_trials=10,
+            workers=1,
+        )
+    for step in result.steps:
+        console.print(
+            f"step {step.step}: {step.verdict} ({step.flips} of {step.trials} forks flipped "
+            f"the outcome{'; ' + step.note if step.note else ''})",
+            markup=False,
+        )
+    (folder / "blame.json").write_text(result.to_json() + "\n", encoding="utf-8")
+    page = render_report([tape], run=run_id, blame=result.to_dict())
+    return write_report(folder / "report.html", page)
