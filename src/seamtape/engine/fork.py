@@ -96,6 +96,8 @@ def fork(
         mutation=mutation,
         substitute=lambda method, url, body: answer,
         sim_policy=sim_policy,
+        # An agent on a framework builds (or reuses) its own clients: they follow the fork.
+        intercept=True,
     )
     with session:
         live_to = session.describe_live()
