@@ -9,6 +9,7 @@ around the code that runs it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import re
 import sys
@@ -93,11 +94,18 @@ class TripModel:
 Agent = Callable[[seamtape.Session], Any]
 
 
+# One event loop for every run in this process, as an async application has. LangGraph's
+# chat models cache their async HTTP clients for the process, and pooled connections belong
+# to the loop that opened them: a fresh loop per run (asyncio.run) fails on the second run
+# with "Event loop is closed", with or without seamtape.
+LOOP = asyncio.Runner()
+
+
 def run_agent(agent: Agent, session: seamtape.Session) -> Any:
-    """``agent(session)``, awaited when it is async."""
+    """``agent(session)``, awaited on this process's loop when it is async."""
     result = agent(session)
     if inspect.isawaitable(result):
-        return asyncio.run(_await(result))
+        return LOOP.run(_await(result), context=contextvars.copy_context())
     return result
 
 

@@ -107,8 +107,8 @@ async def plan_trip(graph: Any, question: str = QUESTION) -> dict[str, Any]:
     ):
         if mode == "messages":
             message, meta = chunk
-            if meta.get("langgraph_node") == "agent" and isinstance(message.content, str):
-                streamed.append(message.content)
+            if meta.get("langgraph_node") == "agent":
+                streamed.append(message.text)
         else:
             state = chunk
     final = state["messages"][-1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib
 import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +83,8 @@ def run_agent(session: Session, agent: Agent) -> Any:
     try:
         result = agent(session)
         if inspect.isawaitable(result):
-            import asyncio
-
-            result = asyncio.run(_await(result))
+            # In the caller's context, as asyncio.run would: it names the session in force.
+            result = _runner().run(_await(result), context=contextvars.copy_context())
     except Exception as exc:
         if isinstance(exc, AgentRaisedError):
             raise
@@ -110,6 +111,24 @@ def _describe(exc: BaseException) -> str:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+_loops = threading.local()
+
+
+def _runner() -> Any:
+    """One event loop per thread for every async agent run (forks, blame trials) in it.
+
+    Frameworks cache async HTTP clients for the process (LangGraph's chat models keep one
+    per base URL); their pooled connections belong to the loop that opened them, so a fresh
+    loop per run (``asyncio.run``) would meet "Event loop is closed" on the second run.
+    """
+    import asyncio
+
+    runner = getattr(_loops, "runner", None)
+    if runner is None:
+        runner = _loops.runner = asyncio.Runner()
+    return runner
 
 
 def record_agent(

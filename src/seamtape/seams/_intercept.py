@@ -68,10 +68,11 @@ def intercepting(wrap: Wrap, libraries: tuple[str, ...]) -> Iterator[None]:
 
 def in_force(creator: Wrap | None = None) -> Wrap | None:
     """The session a request sent now goes through (see the module docstring), or None."""
-    mine = _active.get()
-    if mine:
-        return mine[-1]
     with _lock:
+        # A context copied while a block was open can outlive it (a kept event loop's, a task's).
+        mine = [w for w in _active.get() if w in _open]
+        if mine:
+            return mine[-1]
         if creator is not None and creator in _open:
             return creator
         return _open[-1] if _open else None
@@ -107,13 +108,14 @@ def _uninstall() -> None:
 def _patched(init: Callable[..., None], library: str, is_async: bool) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        wraps = _active.get()
+        with _lock:
+            wraps = [w for w in _active.get() if w in _open]
         if not wraps or getattr(self._transport, "cursor", None) is not None:
             return
-        follow = _following(library, is_async)
-        self._transport = follow(self._transport, wraps[-1])
+        follow, creator = _following(library, is_async), wraps[-1]
+        self._transport = follow(self._transport, creator)
         self._mounts = {
-            pattern: None if mounted is None else follow(mounted, wraps[-1])
+            pattern: None if mounted is None else follow(mounted, creator)
             for pattern, mounted in self._mounts.items()
         }
 

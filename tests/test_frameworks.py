@@ -1,0 +1,261 @@
+"""Agents on frameworks (LangGraph, the OpenAI Agents SDK, pydantic-ai), on the real packages.
+
+Each agent is an example in ``examples/frameworks/``: it builds its own clients and never sees
+seamtape; ``intercept=True`` is the one line. For each: record against the simulator
+(streamed, with parallel tool calls and parallel model calls), replay with the simulator
+stopped and the network blocked, fork and blame a planted fault with the framework running
+the tail, a changed prompt diverges loudly, and the framework's own retries are recorded and
+replayed. Cases run in one process, so every replay meets the clients the frameworks cached
+while recording.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langgraph")
+pytest.importorskip("agents")
+pytest.importorskip("pydantic_ai")
+
+import seamtape
+from seamtape import DivergenceError, sim
+from seamtape._agents import run_agent
+from seamtape._network import blocking
+from seamtape._steps import steps_of
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "frameworks"
+sys.path.insert(0, str(EXAMPLES))  # as `python examples/frameworks/<name>.py` has it
+
+import _common  # noqa: E402
+import langgraph_agent  # noqa: E402
+import openai_agents_agent  # noqa: E402
+import pydantic_ai_agent  # noqa: E402
+from _common import TripModel, within_budget  # noqa: E402
+from langgraph.types import RetryPolicy  # noqa: E402
+
+CHANGED = "You plan trips for a travel agency. Use the tools, then answer in one short paragraph."
+FAST_RETRY = RetryPolicy(initial_interval=0.01, jitter=False)
+
+
+@dataclass(frozen=True)
+class Case:
+    framework: str
+    variant: str
+    upstream: str  # the simulator's base URL the framework's model wants
+    build: Callable[..., Callable[[seamtape.Session], Any]]  # (instructions=...) -> agent
+
+    @property
+    def id(self) -> str:
+        return f"{self.framework}-{self.variant}"
+
+
+def _langgraph(planner: str) -> Callable[..., Any]:
+    def build(instructions: str = _common.INSTRUCTIONS) -> Callable[[seamtape.Session], Any]:
+        async def agent(session: seamtape.Session) -> dict[str, Any]:
+            models = langgraph_agent.chat_models(session.upstream or "", max_retries=1)
+            graph = langgraph_agent.build_graph(
+                models, planner, instructions=instructions, retry=FAST_RETRY
+            )
+            return await langgraph_agent.plan_trip(graph)
+
+        return agent
+
+    return build
+
+
+def _openai_agents(api: str) -> Callable[..., Any]:
+    def build(instructions: str = _common.INSTRUCTIONS) -> Callable[[seamtape.Session], Any]:
+        async def agent(session: seamtape.Session) -> dict[str, Any]:
+            agents = openai_agents_agent.build_agents(
+                session.upstream or "", api, instructions=instructions
+            )
+            return await openai_agents_agent.plan_trip(*agents)
+
+        return agent
+
+    return build
+
+
+def _pydantic_ai(planner: str) -> Callable[..., Any]:
+    def build(instructions: str = _common.INSTRUCTIONS) -> Callable[[seamtape.Session], Any]:
+        async def agent(session: seamtape.Session) -> dict[str, Any]:
+            models = pydantic_ai_agent.models(session.upstream or "")
+            agents = pydantic_ai_agent.build_agents(models, planner, instructions=instructions)
+            return await pydantic_ai_agent.plan_trip(*agents)
+
+        return agent
+
+    return build
+
+
+CASES = [
+    Case("langgraph", "anthropic", "base_url", _langgraph("anthropic")),
+    Case("langgraph", "openai", "base_url", _langgraph("openai")),
+    Case("openai-agents", "responses", "openai_base_url", _openai_agents("responses")),
+    Case("openai-agents", "chat", "openai_base_url", _openai_agents("chat_completions")),
+    Case("pydantic-ai", "openai", "base_url", _pydantic_ai("openai")),
+    Case("pydantic-ai", "anthropic", "base_url", _pydantic_ai("anthropic")),
+]
+ONE_EACH = [CASES[0], CASES[2], CASES[4]]
+
+
+def run(agent: Callable[[seamtape.Session], Any], session: seamtape.Session) -> Any:
+    # On the event loop seamtape's fork and blame run agents on: LangGraph's cached async
+    # clients hold connections bound to the loop that opened them.
+    return run_agent(session, agent)
+
+
+def record(path: Path, case: Case, server: sim.Simulator, **build: Any) -> seamtape.Session:
+    with seamtape.record(path, upstream=getattr(server, case.upstream), intercept=True) as rec:
+        run(case.build(**build), rec)
+    return rec
+
+
+def replay_offline(path: Path, case: Case, **build: Any) -> seamtape.Session:
+    """Replay with nothing listening and every internet socket refused."""
+    with blocking(), seamtape.replay(path, intercept=True) as rep:
+        run(case.build(**build), rep)
+    return rep
+
+
+def steps(path: Path, run_id: str) -> list[Any]:
+    with seamtape.Tape(path) as tape:
+        return steps_of(tape, run_id)
+
+
+# -- 1, 2, 5, 6: record streamed, replay offline in the same process --------------------------
+
+
+def test_every_framework_records_then_replays_bit_exact_in_the_same_process(
+    tmp_path: Path,
+) -> None:
+    """All six recorded against one simulator, which is then stopped; every replay reuses
+    whatever clients its framework cached while recording (LangGraph's chat models keep one
+    per base URL), and must reach neither the simulator nor the network."""
+    from langchain_anthropic import _client_utils as anthropic_cache
+
+    hits_before = anthropic_cache._get_default_async_httpx_client.cache_info().hits
+    recorded: dict[str, seamtape.Session] = {}
+    with sim.serve(TripModel()) as server:
+        for case in CASES:
+            recorded[case.id] = record(tmp_path / f"{case.id}.tape", case, server)
+    for case in CASES:
+        rec = recorded[case.id]
+        rep = replay_offline(tmp_path / f"{case.id}.tape", case)
+        assert rep.result == rec.result, case.id
+        assert rep.digest == rec.digest, case.id
+        assert rep.stats == {"served": rec.stats["live"], "live": 0}, case.id
+    # The LangGraph replays went through the client the recording cached: it followed them.
+    assert anthropic_cache._get_default_async_httpx_client.cache_info().hits > hits_before
+
+    for case in CASES:
+        result = recorded[case.id].result
+        assert result["tools"] == ["get_weather", "find_hotel"], case.id
+        assert within_budget(result), case.id
+        assert result["streamed"] == result["answer"], case.id  # assembled from the stream
+        assert len(result["reviews"]) == 2, case.id
+        planned = steps(tmp_path / f"{case.id}.tape", recorded[case.id].run_id)
+        assert len(planned) == 4, case.id  # plan (two tool calls), answer, two reviews
+        first, second = planned[0], planned[1]
+        assert first.stream and second.stream, case.id
+        assert [c.name for c in first.tool_calls] == ["get_weather", "find_hotel"], case.id
+        assert {r.content for r in second.tool_results} >= {
+            "Lisbon: 21°C and sunny",
+            "Hotel Miradouro in Lisbon, €135/night",
+        }, case.id
+
+
+@pytest.mark.parametrize("case", ONE_EACH, ids=lambda c: c.id)
+def test_the_frameworks_own_retries_are_recorded_and_replayed(case: Case, tmp_path: Path) -> None:
+    """A 429 on the first call: the framework (LangGraph's RetryPolicy, the Agents SDK's
+    runner-managed retries, the OpenAI SDK under pydantic-ai) retries on its own."""
+    path = tmp_path / "retried.tape"
+    with sim.serve(TripModel()) as server:
+        server.inject(sim.Fault.rate_limit(retry_after=0))
+        rec = record(path, case, server)
+    statuses = [s.status for s in steps(path, rec.run_id)]
+    assert statuses[0] == 429 and statuses[1:] == [200] * 4
+    rep = replay_offline(path, case)
+    assert rep.result == rec.result and rep.digest == rec.digest
+
+
+# -- 4: a changed prompt diverges loudly, whatever the framework does with the error --------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_a_changed_prompt_diverges_with_step_and_path(case: Case, tmp_path: Path) -> None:
+    path = tmp_path / "run.tape"
+    with sim.serve(TripModel()) as server:
+        record(path, case, server)
+    with pytest.raises(DivergenceError) as raised:
+        replay_offline(path, case, instructions=CHANGED)
+    error = raised.value
+    assert error.step == 1
+    assert error.reason == "the request body differs from the recording"
+    assert error.path.startswith("$.")
+    assert "travel agency" in json.dumps(error.new)
+    assert "travel agency" not in json.dumps(error.recorded)
+
+
+# -- 3: fork at a step, blame a planted fault, the framework running the tail --------------
+
+
+@pytest.mark.parametrize("case", ONE_EACH, ids=lambda c: c.id)
+def test_fork_fixes_the_planted_fault_and_blame_names_its_step(case: Case, tmp_path: Path) -> None:
+    """The simulator's model asks for a 500-euro hotel at step 1 (greedy); a resample reads
+    the budget right. Forking step 1 with the budget edited, or resampling it, fixes the
+    run; resampling the answer at step 2 does not."""
+    path = tmp_path / "faulty.tape"
+    agent = case.build()
+    with sim.serve(TripModel(faulty=True)) as server:
+        rec = record(path, case, server)
+        assert not within_budget(rec.result)
+        [weather, hotel] = steps(path, rec.run_id)[0].tool_calls
+        assert hotel.arguments["budget"] == 500
+
+        fixed = {"id": hotel.id, "name": hotel.name, "arguments": {"city": "Lisbon", "budget": 150}}
+        weather_call = {"id": weather.id, "name": weather.name, "arguments": weather.arguments}
+        forked = seamtape.fork(
+            path, rec.run_id, step=1, agent=agent, edit={"tool_calls": [weather_call, fixed]}
+        )
+        assert within_budget(forked.result)
+        assert forked.live == 3  # the framework ran the tail live: answer, two reviews
+        with seamtape.Tape(path) as tape:
+            assert tape.run(forked.run_id).parent == rec.run_id
+
+        report = seamtape.blame(
+            path,
+            rec.run_id,
+            agent=agent,
+            oracle=within_budget,
+            steps=[1, 2],
+            min_trials=2,
+            max_trials=2,
+            workers=1,
+        )
+    assert report.parent_success is False
+    assert report.top(1) == [1]
+    assert report.step(1).flips == report.step(1).trials == 2
+    assert report.step(2).trials == 2 and report.step(2).flips == 0
+
+
+# -- the examples themselves: one command each, offline ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in EXAMPLES.glob("*_agent.py")), ids=lambda n: n
+)
+def test_example_runs_offline(name: str, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", [f"{name}.py"])
+    runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count("digests match: True") == 2
+    assert out.count("tools:  get_weather, find_hotel") == 2
