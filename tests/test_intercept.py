@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx2
 import pytest
 
 import seamtape
+from seamtape._network import blocking
 
 CONSTRUCTORS = [httpx.Client, httpx.AsyncClient, httpx2.Client, httpx2.AsyncClient]
 
@@ -127,3 +129,132 @@ def test_an_explicit_session_client_is_not_wrapped_twice(origin, tape_path: Path
         client.post(f"{origin.url}/json", json={})
     assert origin.count == 1
     assert len(_exchanges(tape_path, rec.run_id)) == 1
+
+
+# -- a client that outlives its block follows the session in force when it sends ---------------
+
+
+def _count(path: Path, run_id: str) -> int:
+    return len(_exchanges(path, run_id))
+
+
+def test_a_client_that_outlives_its_record_block_follows_the_replay(
+    origin, tape_path: Path
+) -> None:
+    """The way frameworks cache clients: built once while recording, reused by the replay."""
+    with seamtape.record(tape_path, intercept=True) as rec:
+        cached = httpx2.Client()
+        recorded = cached.post(f"{origin.url}/json", json={"step": "plan"}).content
+    url = origin.url
+    origin.stop()
+    with blocking(), seamtape.replay(tape_path, intercept=True) as rep:
+        replayed = cached.post(f"{url}/json", json={"step": "plan"}).content
+    assert replayed == recorded
+    assert rep.stats == {"served": 1, "live": 0}
+    assert rep.digest == rec.digest
+
+
+def test_an_async_client_that_outlives_its_block_follows_the_next_recording(
+    origin, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.tape", tmp_path / "second.tape"
+
+    async def post(client: httpx.AsyncClient, text: str) -> None:
+        await client.post(f"{origin.url}/json", json={"from": text})
+
+    async def both() -> tuple[str, str]:
+        async with seamtape.record(first, intercept=True) as one:
+            cached = httpx.AsyncClient()
+            await post(cached, "first block")
+        async with seamtape.record(second, intercept=True) as two:
+            await post(cached, "second block")
+        await cached.aclose()
+        return one.run_id, two.run_id
+
+    one, two = asyncio.run(both())
+    with seamtape.Tape(first) as tape:
+        assert [json.loads(ex.request_bytes())["from"] for ex in tape.exchanges(one)] == [
+            "first block"
+        ]
+    with seamtape.Tape(second) as tape:
+        assert [json.loads(ex.request_bytes())["from"] for ex in tape.exchanges(two)] == [
+            "second block"
+        ]
+
+
+def test_outside_any_session_an_outliving_client_passes_through_untouched(
+    origin, tape_path: Path
+) -> None:
+    """No session in force: the client's own transport, as if seamtape had never been there;
+    the closed session's tape is never written."""
+    with seamtape.record(tape_path, intercept=True) as rec:
+        cached = httpx2.Client()
+        cached.post(f"{origin.url}/json", json={"step": 1})
+    response = cached.post(f"{origin.url}/json", json={"step": 2})
+    assert response.status_code == 200 and json.loads(response.content)["echo"] == {"step": 2}
+    assert origin.count == 2
+    assert _count(tape_path, rec.run_id) == 1
+    with seamtape.Tape(tape_path) as tape:
+        assert tape.run(rec.run_id).digest == rec.digest
+
+
+def test_an_outliving_client_under_replay_never_reaches_the_network(
+    origin, tape_path: Path
+) -> None:
+    """A request the replay did not record is a divergence, even from a client built elsewhere."""
+    with seamtape.record(tape_path, intercept=True):
+        cached = httpx2.Client()
+        cached.post(f"{origin.url}/json", json={"step": 1})
+    with pytest.raises(seamtape.DivergenceError) as raised:
+        with seamtape.replay(tape_path, intercept=True):
+            cached.post(f"{origin.url}/json", json={"step": "changed"})
+    assert raised.value.step == 1 and raised.value.path == "$.step"
+    assert origin.count == 1
+
+
+def test_a_sender_with_no_session_of_its_own_follows_the_open_block(
+    origin, tape_path: Path
+) -> None:
+    """A worker thread (a tracing exporter's, a plain pool's) has no session in its context:
+    the client goes through the block it was built in while that block is open."""
+    with seamtape.record(tape_path, intercept=True) as rec:
+        cached = httpx2.Client()
+        worker = threading.Thread(
+            target=lambda: cached.post(f"{origin.url}/json", json={"from": "worker"})
+        )
+        worker.start()
+        worker.join()
+    assert _count(tape_path, rec.run_id) == 1
+
+
+def test_a_context_copied_inside_a_block_never_names_it_after_it_closes(
+    origin, tape_path: Path
+) -> None:
+    """A kept event loop or task keeps a copy of the context it started in; once the block is
+    closed, that copy must not send through it."""
+    with seamtape.record(tape_path, intercept=True) as rec:
+        cached = httpx2.Client()
+        kept = contextvars.copy_context()
+    response = kept.run(lambda: cached.post(f"{origin.url}/json", json={"late": True}))
+    assert response.status_code == 200
+    assert origin.count == 1
+    assert _count(tape_path, rec.run_id) == 0
+
+
+def test_tracing_sinks_are_never_recorded_and_never_sent_under_replay(
+    origin, tape_path: Path
+) -> None:
+    with seamtape.record(tape_path, intercept=True) as rec:
+        cached = httpx2.Client()
+        cached.post(f"{origin.url}/json", json={"step": 1})
+        traced = cached.post(f"{origin.url}/v1/traces/ingest", json={"data": []})
+    assert traced.status_code == 404  # the origin's own answer: it went out, live
+    assert origin.count == 2
+    assert _exchanges(tape_path, rec.run_id) == [("POST", f"{origin.url}/json")]
+
+    with seamtape.replay(tape_path, intercept=True) as rep:
+        cached.post(f"{origin.url}/json", json={"step": 1})
+        unsent = cached.post(f"{origin.url}/v1/traces/ingest", json={"data": []})
+    assert unsent.status_code == 204
+    assert origin.count == 2  # nothing was sent under replay
+    assert rep.digest == rec.digest
