@@ -259,3 +259,48 @@ def test_example_runs_offline(name: str, capsys: pytest.CaptureFixture[str], mon
     out = capsys.readouterr().out
     assert out.count("digests match: True") == 2
     assert out.count("tools:  get_weather, find_hotel") == 2
+
+
+# -- 6: the Agents SDK's trace exporter ------------------------------------------------------
+
+
+def test_agents_sdk_traces_are_neither_recorded_nor_sent_under_replay(
+    origin, tmp_path: Path
+) -> None:
+    """Tracing on, as it is by default, with the SDK's own exporter posting to a sink on
+    127.0.0.1 instead of OpenAI's. Recording, the traces go out to the sink as they would
+    without seamtape, and none lands on the tape; replaying, none is sent at all."""
+    from agents import flush_traces, set_trace_processors, set_tracing_disabled
+    from agents.tracing.processors import BackendSpanExporter, BatchTraceProcessor
+
+    case, path = CASES[2], tmp_path / "traced.tape"
+    set_tracing_disabled(False)
+    processor = None
+    try:
+        with sim.serve(TripModel()) as server:
+            with seamtape.record(path, upstream=server.openai_base_url, intercept=True) as rec:
+                # Built inside the block, as the default exporter is on first use.
+                exporter = BackendSpanExporter(
+                    api_key="sk-not-a-real-key", endpoint=f"{origin.url}/v1/traces/ingest"
+                )
+                processor = BatchTraceProcessor(exporter)
+                set_trace_processors([processor])
+                run(case.build(), rec)
+                flush_traces()
+        sent = origin.count
+        assert sent >= 1  # the traces reached the sink
+        with seamtape.Tape(path) as tape:
+            urls = [ex.url for ex in tape.exchanges(rec.run_id)]
+        assert len(urls) == 4 and not any("/traces/" in url for url in urls)
+
+        # Not blocking the network here: a trace sent under replay would reach the sink.
+        with seamtape.replay(path, intercept=True) as rep:
+            run(case.build(), rep)
+            flush_traces()
+        assert origin.count == sent
+        assert rep.digest == rec.digest and rep.result == rec.result
+    finally:
+        set_trace_processors([])
+        if processor is not None:
+            processor.shutdown(timeout=1)
+        set_tracing_disabled(True)
