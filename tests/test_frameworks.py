@@ -121,8 +121,12 @@ def record(path: Path, case: Case, server: sim.Simulator, **build: Any) -> seamt
 
 def replay_offline(path: Path, case: Case, **build: Any) -> seamtape.Session:
     """Replay with nothing listening and every internet socket refused."""
+    return replay_offline_with(path, case.build(**build))
+
+
+def replay_offline_with(path: Path, agent: Callable[[seamtape.Session], Any]) -> seamtape.Session:
     with blocking(), seamtape.replay(path, intercept=True) as rep:
-        run(case.build(**build), rep)
+        run(agent, rep)
     return rep
 
 
@@ -304,3 +308,35 @@ def test_agents_sdk_traces_are_neither_recorded_nor_sent_under_replay(
         if processor is not None:
             processor.shutdown(timeout=1)
         set_tracing_disabled(True)
+
+
+# -- where intercept cannot reach: a client built before any block ---------------------------
+
+
+def test_a_client_built_before_any_block_joins_with_seamtape_follow(tmp_path: Path) -> None:
+    """The Agents SDK's docs build the client at import time (``set_default_openai_client``):
+    intercept never sees it being built. ``seamtape.follow(client)`` is the one line."""
+    from openai import AsyncOpenAI
+
+    path = tmp_path / "followed.tape"
+    with sim.serve(TripModel()) as server:
+        built_early = AsyncOpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0)
+        unfollowed = AsyncOpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0)
+        assert seamtape.follow(built_early) is built_early
+
+        def agent_on(client: AsyncOpenAI) -> Callable[[seamtape.Session], Any]:
+            async def agent(session: seamtape.Session) -> dict[str, Any]:
+                built = openai_agents_agent.build_agents("", "chat_completions", client=client)
+                return await openai_agents_agent.plan_trip(*built)
+
+            return agent
+
+        with seamtape.record(tmp_path / "missed.tape", intercept=True) as missed:
+            run(agent_on(unfollowed), missed)
+        assert missed.stats["live"] == 0  # the limit: nothing reached the tape
+
+        with seamtape.record(path, intercept=True) as rec:
+            run(agent_on(built_early), rec)
+        assert rec.stats["live"] == 4
+    rep = replay_offline_with(path, agent_on(built_early))
+    assert rep.result == rec.result and rep.digest == rec.digest

@@ -59,10 +59,15 @@ RETRIES = ModelSettings(
 
 
 def build_agents(
-    base_url: str, api: str = "responses", *, instructions: str = INSTRUCTIONS
+    base_url: str,
+    api: str = "responses",
+    *,
+    instructions: str = INSTRUCTIONS,
+    client: AsyncOpenAI | None = None,
 ) -> tuple[Agent, list[Agent]]:
     """The planner and two reviewers on one client; ``api`` picks the model class."""
-    client = AsyncOpenAI(base_url=base_url, api_key="not-a-real-key", max_retries=0)
+    if client is None:
+        client = AsyncOpenAI(base_url=base_url, api_key="not-a-real-key", max_retries=0)
     model_class = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
     model = model_class(model="sim-gpt", openai_client=client)
     planner = Agent(

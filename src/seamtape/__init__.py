@@ -48,6 +48,7 @@ _EXPORTS = {
     "extend": "._session",
     "fork": ".engine.fork",
     "ingest_trace": ".lenses.otel",
+    "follow": ".seams",
     "lint": ".lenses.lint",
     "record": "._session",
     "replay": "._session",
@@ -86,6 +87,7 @@ __all__ = [
     "diff",
     "export_trace",
     "extend",
+    "follow",
     "fork",
     "ingest_trace",
     "lint",
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
     from .lenses.diff import RunDiff, diff
     from .lenses.lint import Guards, LintReport, lint
     from .lenses.otel import export_trace, ingest_trace
+    from .seams import follow
     from .tape import Tape
 
 

@@ -2,13 +2,14 @@
 
 from ._botocore import BotocoreSeam
 from ._httpx import LIBRARIES, Redirect, default_inner, transport_class
-from ._intercept import intercepting
+from ._intercept import follow, intercepting
 
 __all__ = [
     "LIBRARIES",
     "BotocoreSeam",
     "Redirect",
     "default_inner",
+    "follow",
     "intercepting",
     "transport_class",
 ]

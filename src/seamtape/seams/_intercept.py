@@ -25,12 +25,15 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["TELEMETRY", "in_force", "intercepting"]
+from ._httpx import LIBRARIES
+
+__all__ = ["TELEMETRY", "follow", "in_force", "intercepting"]
 
 # (library, is_async, inner transport) -> the session's seam transport around it
 Wrap = Callable[[str, bool, Any], Any]
@@ -76,6 +79,45 @@ def in_force(creator: Wrap | None = None) -> Wrap | None:
         if creator is not None and creator in _open:
             return creator
         return _open[-1] if _open else None
+
+
+def follow(client: Any) -> Any:
+    """Make a client built outside any block follow the session in force; returns it.
+
+    The one-line hook for a client intercept cannot reach because it exists before any
+    block opens (built at import time, a module-level singleton): an ``httpx``/``httpx2``
+    client, or an SDK client that holds one as ``_client`` (``openai``, ``anthropic``).
+    Outside any intercepting session it behaves exactly as before.
+    """
+    http = client if hasattr(client, "_transport") else getattr(client, "_client", None)
+    found = _library_of(http)
+    if found is None:
+        raise TypeError(
+            f"seamtape.follow() takes an httpx or httpx2 client, or an SDK client holding one "
+            f"as ._client; got {type(client).__name__}"
+        )
+    kind = _following(*found)
+    if isinstance(http._transport, kind) or getattr(http._transport, "cursor", None) is not None:
+        return client  # already following, or already a session's own client
+    http._transport = kind(http._transport, None)
+    http._mounts = {
+        pattern: None if mounted is None else kind(mounted, None)
+        for pattern, mounted in http._mounts.items()
+    }
+    return client
+
+
+def _library_of(http: Any) -> tuple[str, bool] | None:
+    """(library, is_async) of an httpx/httpx2 client (subclasses too), or None."""
+    for name in LIBRARIES:
+        lib = sys.modules.get(name)  # a client of a library never imported cannot exist
+        if lib is None:
+            continue
+        if isinstance(http, lib.AsyncClient):
+            return name, True
+        if isinstance(http, lib.Client):
+            return name, False
+    return None
 
 
 def _install(libraries: tuple[str, ...]) -> None:
@@ -145,7 +187,7 @@ def _following(library: str, is_async: bool) -> type:
     class Following(lib.BaseTransport):  # type: ignore[name-defined]
         """A client's own transport, sent through whichever session is in force."""
 
-        def __init__(self, inner: Any, creator: Wrap) -> None:
+        def __init__(self, inner: Any, creator: Wrap | None) -> None:
             self.inner, self.creator = inner, creator
 
         def handle_request(self, request: Any) -> Any:
@@ -155,7 +197,7 @@ def _following(library: str, is_async: bool) -> type:
             self.inner.close()
 
     class AsyncFollowing(lib.AsyncBaseTransport):  # type: ignore[name-defined]
-        def __init__(self, inner: Any, creator: Wrap) -> None:
+        def __init__(self, inner: Any, creator: Wrap | None) -> None:
             self.inner, self.creator = inner, creator
 
         async def handle_async_request(self, request: Any) -> Any:
