@@ -258,3 +258,20 @@ def test_tracing_sinks_are_never_recorded_and_never_sent_under_replay(
     assert unsent.status_code == 204
     assert origin.count == 2  # nothing was sent under replay
     assert rep.digest == rec.digest
+
+
+def test_follow_joins_a_client_built_before_any_block(origin, tape_path: Path) -> None:
+    early = seamtape.follow(httpx2.Client())
+    before = early.post(f"{origin.url}/json", json={"when": "before"})  # no session: untouched
+    with seamtape.record(tape_path, intercept=True) as rec:
+        early.post(f"{origin.url}/json", json={"when": "inside"})
+    assert before.status_code == 200 and origin.count == 2
+    with seamtape.Tape(tape_path) as tape:
+        [ex] = tape.exchanges(rec.run_id)
+        assert json.loads(ex.request_bytes()) == {"when": "inside"}
+    assert seamtape.follow(early) is early  # following already: unchanged
+
+
+def test_follow_refuses_what_is_not_an_http_client() -> None:
+    with pytest.raises(TypeError, match=r"seamtape.follow\(\) takes an httpx or httpx2 client"):
+        seamtape.follow(object())
