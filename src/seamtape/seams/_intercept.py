@@ -89,7 +89,7 @@ def follow(client: Any) -> Any:
     client, or an SDK client that holds one as ``_client`` (``openai``, ``anthropic``).
     Outside any intercepting session it behaves exactly as before.
     """
-    http = client if hasattr(client, "_transport") else getattr(client, "_client", None)
+    http: Any = client if hasattr(client, "_transport") else getattr(client, "_client", None)
     found = _library_of(http)
     if found is None:
         raise TypeError(
