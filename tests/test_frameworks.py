@@ -41,6 +41,8 @@ import pydantic_ai_agent  # noqa: E402
 from _common import TripModel, within_budget  # noqa: E402
 from langgraph.types import RetryPolicy  # noqa: E402
 
+pytest_plugins = ["pytester"]
+
 CHANGED = "You plan trips for a travel agency. Use the tools, then answer in one short paragraph."
 FAST_RETRY = RetryPolicy(initial_interval=0.01, jitter=False)
 
@@ -340,3 +342,58 @@ def test_a_client_built_before_any_block_joins_with_seamtape_follow(tmp_path: Pa
         assert rec.stats["live"] == 4
     rep = replay_offline_with(path, agent_on(built_early))
     assert rep.result == rec.result and rep.digest == rec.digest
+
+
+# -- 1, 2, 4 through the pytest plugin's marker ------------------------------------------------
+
+PLUGIN_CONFTEST = """
+import pytest
+from _common import TripModel
+from seamtape import sim
+
+@pytest.fixture
+def tape_upstream():
+    with sim.serve(TripModel()) as server:
+        yield server.base_url
+"""
+
+PLUGIN_TEST = """
+import asyncio, os
+import pytest
+import pydantic_ai_agent as trip
+
+@pytest.mark.tape(intercept=True)
+def test_trip(tape):
+    instructions = os.environ.get("TRIP_INSTRUCTIONS", trip.INSTRUCTIONS)
+    agents = trip.build_agents(trip.models(tape.upstream), instructions=instructions)
+    tape.result = asyncio.run(trip.plan_trip(*agents))
+    assert tape.result["tools"] == ["get_weather", "find_hotel"]
+"""
+
+
+def test_the_plugins_marker_records_and_replays_a_framework_agent(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``@pytest.mark.tape(intercept=True)``: recorded once, replayed with --block-network,
+    and a changed prompt fails the test with the step and the JSON path."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")
+    monkeypatch.delenv("TRIP_INSTRUCTIONS", raising=False)
+    pytester.makeconftest(PLUGIN_CONFTEST)
+    pytester.makepyfile(test_trip=PLUGIN_TEST)
+    pytester.runpytest("--tape-mode=once").assert_outcomes(passed=1)
+    tape = pytester.path / "tests" / "tapes" / "test_trip" / "test_trip.tape"
+    with seamtape.Tape(tape) as t:
+        [recorded] = t.runs()
+    assert recorded.exchanges == 4
+
+    pytester.runpytest("--block-network").assert_outcomes(passed=1)
+
+    monkeypatch.setenv("TRIP_INSTRUCTIONS", CHANGED)
+    result = pytester.runpytest("--block-network")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*divergence in run *, step 1: the request body differs from the recording",
+            "*at $.messages[[]0[]].content:",
+        ]
+    )
