@@ -237,6 +237,12 @@ def test_fork_fixes_the_planted_fault_and_blame_names_its_step(case: Case, tmp_p
         with seamtape.Tape(path) as tape:
             assert tape.run(forked.run_id).parent == rec.run_id
 
+        # Later in the run: the framework's first request is served from the tape, free.
+        planned = "Your weekend: Hotel Miradouro in Lisbon, €120/night"
+        later = seamtape.fork(path, rec.run_id, step=2, agent=agent, edit={"text": planned})
+        assert (later.served, later.live) == (1, 2)
+        assert later.result["answer"] == planned and within_budget(later.result)
+
         report = seamtape.blame(
             path,
             rec.run_id,
