@@ -403,3 +403,18 @@ def test_the_plugins_marker_records_and_replays_a_framework_agent(
             "*at $.messages[[]0[]].content:",
         ]
     )
+
+
+def test_seamtape_record_and_replay_commands_intercept_a_framework_agent(tmp_path: Path) -> None:
+    """The library calls behind ``seamtape record/replay --agent pkg.mod:fn`` intercept, as
+    fork and blame do: the example's agent needs nothing more."""
+    from seamtape._agents import record_agent, replay_agent
+
+    path = tmp_path / "cli.tape"
+    with sim.serve(TripModel()) as server:
+        recorded = record_agent(path, langgraph_agent.anthropic_agent, upstream=server.base_url)
+    with blocking():
+        replayed = replay_agent(path, langgraph_agent.anthropic_agent)
+    assert recorded.live == 4
+    assert replayed.bit_exact and replayed.served == 4
+    assert replayed.result == recorded.result

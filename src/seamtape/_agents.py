@@ -142,9 +142,17 @@ def record_agent(
 ) -> RunReport:
     """Record one run of ``agent`` into the tape at ``path``; it reads ``session.upstream``.
 
-    ``guards`` stop the run with ``GuardTripped`` before a request that a rule forbids."""
+    ``guards`` stop the run with ``GuardTripped`` before a request that a rule forbids.
+    Clients the agent (or its framework) builds itself go through the session too, as in a
+    fork (``intercept=True``).
+    """
     with record(
-        path, name=name, upstream=upstream, sim_policy=sim_policy, guards=guards
+        path,
+        name=name,
+        upstream=upstream,
+        sim_policy=sim_policy,
+        guards=guards,
+        intercept=True,
     ) as session:
         result = run_agent(session, agent)
         stats = session.stats
@@ -155,7 +163,7 @@ def replay_agent(
     path: str | os.PathLike[str], agent: Agent, *, run: str | None = None, partial: bool = False
 ) -> RunReport:
     """Replay a recorded run of ``agent``; raises ``DivergenceError`` at the first difference."""
-    with replay(path, run=run, partial=partial) as session:
+    with replay(path, run=run, partial=partial, intercept=True) as session:
         result = run_agent(session, agent)
         stats = session.stats
     recorded = session.recorded
