@@ -184,7 +184,7 @@ def _following(library: str, is_async: bool) -> type:
             return transport.inner if seam.cursor.live else _Unsent(lib)
         return seam
 
-    class Following(lib.BaseTransport):  # type: ignore[name-defined]
+    class Following(lib.BaseTransport):  # type: ignore[name-defined,misc]
         """A client's own transport, sent through whichever session is in force."""
 
         def __init__(self, inner: Any, creator: Wrap | None) -> None:
@@ -196,7 +196,7 @@ def _following(library: str, is_async: bool) -> type:
         def close(self) -> None:
             self.inner.close()
 
-    class AsyncFollowing(lib.AsyncBaseTransport):  # type: ignore[name-defined]
+    class AsyncFollowing(lib.AsyncBaseTransport):  # type: ignore[name-defined,misc]
         def __init__(self, inner: Any, creator: Wrap | None) -> None:
             self.inner, self.creator = inner, creator
 
