@@ -418,3 +418,43 @@ def test_seamtape_record_and_replay_commands_intercept_a_framework_agent(tmp_pat
     assert recorded.live == 4
     assert replayed.bit_exact and replayed.served == 4
     assert replayed.result == recorded.result
+
+
+@pytest.mark.parametrize("planner", ["anthropic", "openai"])
+def test_a_sync_langgraph_graph_replays_through_the_cached_sync_clients(
+    planner: str, tmp_path: Path
+) -> None:
+    """``graph.invoke`` with sync nodes: the chat models use their cached *sync* clients, and
+    LangGraph runs the nodes on its own worker threads."""
+    from langchain_core.messages import SystemMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    def agent(session: seamtape.Session) -> dict[str, Any]:
+        model = langgraph_agent.chat_models(session.upstream or "")[planner]
+        bound = model.bind_tools(langgraph_agent.TOOLS)
+
+        def call_model(state: MessagesState) -> dict[str, Any]:
+            return {
+                "messages": [
+                    bound.invoke([SystemMessage(_common.INSTRUCTIONS), *state["messages"]])
+                ]
+            }
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("agent", call_model)
+        builder.add_node("tools", ToolNode(langgraph_agent.TOOLS))
+        builder.add_edge(START, "agent")
+        builder.add_conditional_edges("agent", tools_condition)
+        builder.add_edge("tools", "agent")
+        state = builder.compile().invoke({"messages": [("user", _common.QUESTION)]})
+        return {"answer": state["messages"][-1].text}
+
+    path = tmp_path / "sync.tape"
+    with sim.serve(TripModel()) as server:
+        with seamtape.record(path, upstream=server.base_url, intercept=True) as rec:
+            rec.result = agent(rec)
+    assert within_budget(rec.result) and rec.stats["live"] == 2
+    with blocking(), seamtape.replay(path, intercept=True) as rep:
+        rep.result = agent(rep)
+    assert rep.result == rec.result and rep.digest == rec.digest
