@@ -458,3 +458,39 @@ def test_a_sync_langgraph_graph_replays_through_the_cached_sync_clients(
     with blocking(), seamtape.replay(path, intercept=True) as rep:
         rep.result = agent(rep)
     assert rep.result == rec.result and rep.digest == rec.digest
+
+
+def test_the_agents_sdks_default_client_follows_each_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``Agent(model="...")`` with no client: the SDK's default provider builds one on a
+    module-level ``httpx2.AsyncClient`` it keeps for the process (``shared_http_client``).
+    Two recordings and two replays in one process all go through that one client."""
+    from agents import Agent, Runner
+    from agents.models import openai_provider
+
+    async def agent(session: seamtape.Session) -> dict[str, Any]:
+        planner = Agent(
+            name="Trip planner",
+            instructions=_common.INSTRUCTIONS,
+            model="sim-gpt",
+            tools=[openai_agents_agent.get_weather, openai_agents_agent.find_hotel],
+        )
+        result = await Runner.run(planner, _common.QUESTION)
+        return {"answer": str(result.final_output)}
+
+    paths = [tmp_path / "first.tape", tmp_path / "second.tape"]
+    recorded = []
+    with sim.serve(TripModel()) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")
+        for path in paths:
+            with seamtape.record(path, intercept=True) as rec:
+                run(agent, rec)
+            recorded.append(rec)
+            shared = openai_provider.shared_http_client()
+    assert all(rec.stats["live"] == 2 and within_budget(rec.result) for rec in recorded)
+    for path, rec in zip(paths, recorded, strict=True):
+        rep = replay_offline_with(path, agent)
+        assert rep.result == rec.result and rep.digest == rec.digest
+    assert openai_provider.shared_http_client() is shared  # one client throughout
