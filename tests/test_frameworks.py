@@ -181,14 +181,15 @@ def test_every_framework_records_then_replays_bit_exact_in_the_same_process(
 
 @pytest.mark.parametrize("case", ONE_EACH, ids=lambda c: c.id)
 def test_the_frameworks_own_retries_are_recorded_and_replayed(case: Case, tmp_path: Path) -> None:
-    """A 429 on the first call: the framework (LangGraph's RetryPolicy, the Agents SDK's
-    runner-managed retries, the OpenAI SDK under pydantic-ai) retries on its own."""
+    """Two 429s on the first call. LangGraph: the chat model's SDK retries once, then the
+    node's RetryPolicy runs it again; the Agents SDK (its client set to no retries): the
+    runner-managed retries; pydantic-ai: its ``max_retries`` model setting. Each attempt is
+    its own exchange, and the replay serves them all."""
     path = tmp_path / "retried.tape"
     with sim.serve(TripModel()) as server:
-        server.inject(sim.Fault.rate_limit(retry_after=0))
+        server.inject(sim.Fault.rate_limit(retry_after=0), times=2)
         rec = record(path, case, server)
-    statuses = [s.status for s in steps(path, rec.run_id)]
-    assert statuses[0] == 429 and statuses[1:] == [200] * 4
+    assert [s.status for s in steps(path, rec.run_id)] == [429, 429, 200, 200, 200, 200]
     rep = replay_offline(path, case)
     assert rep.result == rec.result and rep.digest == rec.digest
 

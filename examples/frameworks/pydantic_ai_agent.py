@@ -5,7 +5,7 @@ python examples/frameworks/pydantic_ai_agent.py
 Written as pydantic-ai's docs write one: a model with its provider pointed at a base URL, an
 ``Agent`` with plain tools (the model's parallel tool calls run concurrently), the run
 streamed with ``run_stream``, and two reviewer agents (one per model) run at once with
-``asyncio.gather``. The SDKs under the providers retry a 429 on their own.
+``asyncio.gather``. ``ModelSettings(max_retries=...)`` sets how often a 429 is retried.
 """
 
 from __future__ import annotations
@@ -55,7 +55,12 @@ def models(base_url: str) -> dict[str, Model]:
 def build_agents(
     chosen: dict[str, Model], planner: str = "openai", *, instructions: str = INSTRUCTIONS
 ) -> tuple[Agent, list[Agent]]:
-    agent = Agent(chosen[planner], instructions=instructions, tools=[get_weather, find_hotel])
+    agent = Agent(
+        chosen[planner],
+        instructions=instructions,
+        tools=[get_weather, find_hotel],
+        model_settings={"max_retries": 2},  # pydantic-ai hands this to the SDK's retry loop
+    )
     reviewers = [
         Agent(model, instructions="Review the plan in one line.") for model in chosen.values()
     ]
