@@ -124,10 +124,12 @@ def _runner() -> Any:
     loop per run (``asyncio.run``) would meet "Event loop is closed" on the second run.
     """
     import asyncio
+    import atexit
 
     runner = getattr(_loops, "runner", None)
     if runner is None:
         runner = _loops.runner = asyncio.Runner()
+        atexit.register(runner.close)
     return runner
 
 
