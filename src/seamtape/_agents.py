@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import importlib
@@ -129,8 +130,15 @@ def _runner() -> Any:
     runner = getattr(_loops, "runner", None)
     if runner is None:
         runner = _loops.runner = asyncio.Runner()
-        atexit.register(runner.close)
+        atexit.register(_close, runner)
     return runner
+
+
+def _close(runner: Any) -> None:
+    # At interpreter exit Python 3.12+ cannot start the thread that shuts the loop's default
+    # executor down; the loop is left to the interpreter then, as asyncio.run's would be.
+    with contextlib.suppress(RuntimeError):
+        runner.close()
 
 
 def record_agent(
