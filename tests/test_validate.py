@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from seamtape.engine.stats import wilson
 from seamtape.faces.cli import app
 from seamtape.proof import faults, validate
 
@@ -42,11 +43,17 @@ def test_a_quick_validate_runs_end_to_end_and_writes_its_report(
     assert saved["config"] == json.loads(json.dumps(doc["config"]))
     assert len(saved["fixtures"]) == 3 and len(saved["control_fixtures"]) == 1
     assert {r["root"] for r in saved["position_fixtures"]} == {1, 2, 3}
-    assert 0 <= saved["overall"]["top1"]["low"] <= saved["overall"]["top1"]["rate"] <= 1
+    # The headline interval is the Wilson interval of the fixtures' own hits, recounted here.
+    hits = sum(r["hit1"] for r in saved["fixtures"])
+    top1 = saved["overall"]["top1"]
+    assert (top1["hits"], top1["n"]) == (hits, 3)
+    assert top1["rate"] == pytest.approx(hits / 3)
+    assert (top1["low"], top1["high"]) == pytest.approx(wilson(hits, 3, QUICK.confidence))
     assert saved["cost"]["live_calls"] > 0 and saved["cost"]["uniform_calls"] > 0
     assert set(saved["controls"]) == {"no_fault", "blind", "position"}
     page = (out / "blame.md").read_text()
-    assert "<!-- validate:begin -->" in page and "seamtape validate --fixtures 3" in page
+    assert "<!-- validate:begin -->" in page and doc["command"] in page
+    assert "--fixtures 3" in doc["command"]
 
 
 def test_check_passes_against_itself_and_fails_against_better_numbers(

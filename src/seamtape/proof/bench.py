@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from seamtape.proof._config import Settings
 
 __all__ = ["SCENARIOS", "BenchConfig", "check", "markdown", "run_bench"]
 
@@ -38,19 +40,10 @@ ACCOUNTS = 17  # 18 model calls, 19 with the retried lookup
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    seed: int = 0
-    max_trials: int = 10
-    min_trials: int = 2
-    threshold: float = 0.5
-    confidence: float = 0.95
-    temperature: float = 1.0
-    workers: int = 2
+class BenchConfig(Settings):
+    """The bench's settings: the shared ones, nothing more."""
 
-    def command(self) -> str:
-        from seamtape.proof.validate import command_line
-
-        return command_line("bench", self, ("seed", "max_trials", "temperature", "workers"))
+    experiment: ClassVar[str] = "bench"
 
 
 # --- the worlds -------------------------------------------------------------------------------
@@ -165,16 +158,9 @@ def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[
 def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Record and blame each scenario; the readings as a JSON-ready dict."""
     from seamtape.proof import faults
-    from seamtape.proof.validate import Config, blame_fixture, pool
+    from seamtape.proof.validate import blame_fixture, pool
 
     say = progress or (lambda line: None)
-    vcfg = Config(
-        max_trials=cfg.max_trials,
-        min_trials=cfg.min_trials,
-        threshold=cfg.threshold,
-        confidence=cfg.confidence,
-        temperature=cfg.temperature,
-    )
     started = time.perf_counter()
     out = []
     with tempfile.TemporaryDirectory(prefix="seamtape-bench-") as folder, pool(cfg.workers) as ex:
@@ -186,7 +172,7 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None
                 if not fx.failed:
                     raise RuntimeError(f"bench scenario {scenario} did not fail")
                 where = _locate(fx.tape, fx.run_id, world, roles)
-                row = blame_fixture(fx, vcfg, ex, seed=cfg.seed + i)
+                row = blame_fixture(fx, cfg, ex, seed=cfg.seed + i)
             out.append(_readings(scenario, where, row, cfg))
             out[-1]["seconds"] = round(time.perf_counter() - t0, 2)
             say(

@@ -33,11 +33,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from seamtape.proof._config import Settings
 
 __all__ = [
     "TOLERANCE",
     "Config",
+    "Settings",
     "blame_fixture",
     "check",
     "chi_square_permutation",
@@ -58,48 +61,24 @@ BLIND_MARGIN = 0.05  # blind precision may exceed chance by this much
 
 
 @dataclass(frozen=True)
-class Config:
-    """What a validation run does; stored in the report so that --check can repeat it."""
+class Config(Settings):
+    """What a validation run does, beside the shared settings."""
 
-    fixtures: int = 40  # faulty fixtures, cycling through the classes
-    controls: int = 4  # control fixtures, half with no fault, half unfixable
+    experiment: ClassVar[str] = "validate"
+    flags: ClassVar[tuple[str, ...]] = (
+        *Settings.flags,
+        "fixtures",
+        "controls",
+        "position_steps",
+        "max_steps",
+    )
+
+    fixtures: int = 40  # faulty fixtures per tail kind, cycling through the classes
+    controls: int = 4  # control fixtures per tail kind, half with no fault, half unfixable
     position_steps: int = 6  # run length for the position control
     max_steps: int = 20  # longest run drawn (tests use short runs)
-    seed: int = 0
-    max_trials: int = 10
-    min_trials: int = 2
-    threshold: float = 0.5
-    confidence: float = 0.95
-    temperature: float = 1.0
-    workers: int = 2
     permutations: int = 200  # shuffles per fixture for the blind engine
     position_permutations: int = 5000
-
-    def command(self) -> str:
-        return command_line("validate", self, _FLAGS)
-
-
-def command_line(name: str, config: Any, flags: tuple[str, ...]) -> str:
-    """The command that repeats ``config``: only the flags that differ from the defaults."""
-    base = type(config)()
-    options = [
-        f"--{field.replace('_', '-')} {value}"
-        for field, value in asdict(config).items()
-        if value != getattr(base, field) and field in flags
-    ]
-    return " ".join([f"seamtape {name}", *options])
-
-
-_FLAGS = (
-    "fixtures",
-    "controls",
-    "position_steps",
-    "max_steps",
-    "seed",
-    "max_trials",
-    "temperature",
-    "workers",
-)
 
 
 # --- running blame on fixtures ----------------------------------------------------------------
@@ -107,25 +86,14 @@ _FLAGS = (
 
 @contextlib.contextmanager
 def pool(workers: int) -> Iterator[Any]:
-    """One executor for every blame call of a run (process start-up paid once); ``None`` runs
-    trials in-process (``workers`` 1)."""
-    if workers <= 1:
-        yield None
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """The executor every blame call of a run shares: blame's own process pool (made once per
+    process, shut down at exit); ``None`` runs trials in-process (``workers`` 1)."""
+    from seamtape.engine.blame import process_pool
 
-    # forkserver, as blame's own pool: this process runs the simulator's threads.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["seamtape.proof.faults", "seamtape.engine.blame"])
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    try:
-        yield executor
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    yield None if workers <= 1 else process_pool(workers, ["seamtape.proof.faults"])
 
 
-def blame_fixture(fx: Any, cfg: Config, executor: Any, seed: int) -> dict[str, Any]:
+def blame_fixture(fx: Any, cfg: Settings, executor: Any, seed: int) -> dict[str, Any]:
     """Blame one live fixture; the summary a report keeps (ranking, per-step counts, spend)."""
     from seamtape._errors import SeamtapeError
     from seamtape.engine.blame import blame
@@ -151,7 +119,7 @@ def blame_fixture(fx: Any, cfg: Config, executor: Any, seed: int) -> dict[str, A
     return row
 
 
-def _blame(fx: Any, cfg: Config, executor: Any, seed: int, blame: Any) -> Any:
+def _blame(fx: Any, cfg: Settings, executor: Any, seed: int, blame: Any) -> Any:
     return blame(
         fx.tape,
         fx.run_id,
