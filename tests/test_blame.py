@@ -179,11 +179,13 @@ def test_a_resample_identical_to_the_recording_is_not_a_trial(failed_run: Record
             workers=1,
             steps=[1],
             max_trials=3,
+            estimator="flip_rate",  # no tail reference: step 1's runs alone
         )
     [step] = report.steps
-    assert step.skipped_identical == 1 and step.trials == 2
+    # The identical resample is not an attempt: the cap of 3 counts real trials only.
+    assert step.skipped_identical == 1 and step.trials == 3
     with Tape(failed_run.tape) as t:
-        assert len([r for r in t.runs() if r.parent == report.run_id]) == 3  # all three ran
+        assert len([r for r in t.runs() if r.parent == report.run_id]) == 4  # all four ran
 
 
 def test_mutations_that_change_nothing_or_do_not_apply_are_not_trials(

@@ -323,10 +323,13 @@ def _lint_config(tape: Path) -> Any:
 
 
 def _grade(oracle: Callable[[Any], Any], result: Any) -> str:
+    """The outcome string for an oracle's answer; a bool maps as blame reads it."""
+    from seamtape.engine.blame import passed
+
     verdict = oracle(result)
     if isinstance(verdict, str):
         return verdict
-    return "success" if verdict else "failure"
+    return "success" if passed(verdict) else "failure"
 
 
 def write_junit(report: CheckReport, path: str | os.PathLike[str]) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from ._allocation import _plan_round, _Rules, _Tally
 from ._blame import blame, parent_run
 from ._executors import process_pool, shutdown_pools
-from ._oracle import Oracle, RunView, oracle_from
-from ._report import VERDICTS, BlameEstimate, BlameProgress, BlameReport, StepBlame
+from ._oracle import Oracle, RunView, oracle_from, passed
+from ._report import VERDICTS, BlameEstimate, BlameProgress, BlameReport, StepBlame, Top
 from ._trial import TrialOutcome, TrialSpec, run_trial
 
 __all__ = [
@@ -20,11 +20,13 @@ __all__ = [
     "Oracle",
     "RunView",
     "StepBlame",
+    "Top",
     "TrialOutcome",
     "TrialSpec",
     "blame",
     "oracle_from",
     "parent_run",
+    "passed",
     "process_pool",
     "run_trial",
     "shutdown_pools",

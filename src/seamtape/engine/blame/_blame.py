@@ -12,6 +12,7 @@ from typing import Any
 from seamtape._errors import SeamtapeError
 
 from ._allocation import (
+    ESTIMATORS,
     _leader,
     _out_of_race,
     _plan_round,
@@ -45,6 +46,8 @@ def blame(
     confidence: float = 0.95,
     seed: int = 0,
     steps: Sequence[int] | None = None,
+    estimator: str = "contrast",
+    leader_trials: int | None = None,
     progress: Callable[[BlameProgress], None] | None = None,
 ) -> BlameReport:
     """Rank the steps of ``run`` (the latest unforked run by default) by how often
@@ -68,14 +71,18 @@ def blame(
         raise SeamtapeError("threshold must be in [0, 1)")
     if budget is not None and budget < 0:
         raise SeamtapeError("budget must be >= 0")
-    rules = _Rules(threshold, confidence, min_trials, max_trials)
+    if estimator not in ESTIMATORS:
+        raise SeamtapeError(f"estimator must be one of {', '.join(ESTIMATORS)}")
+    rules = _Rules(
+        threshold, confidence, min_trials, max_trials, estimator, leader_trials or 4 * max_trials
+    )
     judge = oracle_from(oracle)  # a bad shorthand fails here, before any spend
     path = os.path.abspath(os.fspath(tape))
     if isinstance(agent, str):
         from seamtape._agents import load_agent
 
         load_agent(agent)  # a bad spec fails here, before any spend
-    parent, tallies, perturb_name, unpriced = _prepare(path, run, perturb, steps)
+    parent, tallies, perturb_name, unpriced = _prepare(path, run, perturb, steps, rules)
     parent_success = _grade_parent(judge, parent, path)
     estimate = _estimate(tallies, rules, budget, unpriced)
 
@@ -85,7 +92,10 @@ def blame(
     if progress is not None:
         progress(BlameProgress(0, 0, 0, 0.0, estimate))
     rng = random.Random(seed)
-    by_step = {t.step: t for t in tallies}
+    by_key = {t.key: t for t in tallies}
+    keys: dict[int, int] = {}  # attempt -> the tally it was planned for
+    # Never more live calls than uniform sampling of every tally would make.
+    call_budget = sum(t.calls for t in tallies if not t.blocked) * max_trials
     attempt = 0
     with _executor(executor, workers, (agent, oracle)) as pool:
         while True:
@@ -95,23 +105,28 @@ def blame(
                 break
             rng.shuffle(plan)
             chosen: list[TrialSpec] = []
-            reserved = 0.0
-            for number in plan:
-                cost = by_step[number].estimate(overrun)
+            reserved, reserved_calls = 0.0, 0
+            for key in plan:
+                tally = by_key[key]
+                cost = tally.estimate(overrun)
                 if budget is not None and spent + reserved + cost > budget:
                     short = True
                     continue
+                if calls + reserved_calls + tally.calls > call_budget:
+                    continue  # the leader's extra trials stop where uniform sampling would
                 reserved += cost
+                reserved_calls += tally.calls
                 attempt += 1
+                keys[attempt] = key
                 chosen.append(
                     TrialSpec(
                         attempt=attempt,
-                        step=number,
+                        step=tally.step,
                         tape=path,
                         run=parent.id,
                         agent=agent,
                         oracle=oracle,
-                        edit=by_step[number].edit,
+                        edit=tally.edit,
                         upstream=upstream,
                         path=os.getcwd(),
                     )
@@ -136,24 +151,25 @@ def blame(
                     "it made when the run was recorded"
                 )
             for outcome in sorted(outcomes, key=_attempt):
-                tally = by_step[outcome.step]
+                tally = by_key[keys[outcome.attempt]]
                 if tally.cost > 0:
                     overrun = max(overrun, outcome.cost_usd / tally.cost)
                 tally.add(outcome, parent_success)
 
     leader = _leader(tallies, rules)
     varies = any(t.trials for t in tallies)
-    reasons = {t.step: _out_of_race(t, leader, rules, varies) for t in tallies}
+    shown = [t for t in tallies if not t.hidden]
+    reasons = {t.step: _out_of_race(t, leader, rules, varies) for t in shown}
     stopped = "budget" if short else "cap" if "cap" in reasons.values() else "settled"
-    notes = {t.step: t.blocked for t in tallies}
-    for t in tallies:
+    notes = {t.step: t.blocked for t in shown}
+    for t in shown:
         if short and t.trials == 0 and not t.blocked and not t.skipped:
             notes[t.step] = "not measured: the budget ran out first"
         elif reasons[t.step] == "separated" and leader is not None:
             notes[t.step] = f"sampling stopped: clearly below step {leader.step}"
     ranked = sorted(
-        (_step_blame(t, rules, notes[t.step]) for t in tallies),
-        key=lambda s: (s.trials == 0, *_rank_key(by_step[s.step], rules)),
+        (_step_blame(t, rules, notes[t.step]) for t in shown),
+        key=lambda s: (s.trials == 0, *_rank_key(by_key[s.step], rules)),
     )
     return BlameReport(
         run_id=parent.id,
@@ -174,7 +190,21 @@ def blame(
         rounds=rounds,
         estimated_min_calls=estimate.min_calls,
         estimated_min_cost=estimate.min_cost,
+        estimator=estimator,
+        question=_question(rules),
+        tail_calls=sum(t.live_calls for t in tallies if t.hidden),
     )
+
+
+def _question(rules: _Rules) -> str:
+    """What a "cause" verdict asserts, in words, for the report."""
+    level = f"{rules.confidence:.0%} anytime-valid intervals"
+    if rules.contrast:
+        return (
+            f"is the step's flip rate above {rules.threshold:g} while its tail's alone "
+            f"(resampling from the next step on) is below {rules.threshold:g}? ({level})"
+        )
+    return f"is the step's flip rate above {rules.threshold:g}? ({level})"
 
 
 def _attempt(outcome: TrialOutcome) -> int:
@@ -203,6 +233,7 @@ def _prepare(
     run: str | None,
     perturb: str | Callable[[Any], dict[str, Any] | None],
     steps: Sequence[int] | None,
+    rules: _Rules,
 ) -> tuple[Any, list[_Tally], str, int]:
     """The parent run, a tally per blamed step (cost per trial, edit), the perturbation's
     name, and how many of the run's steps have no price."""
@@ -242,8 +273,27 @@ def _prepare(
             if mutate is not None:
                 _plan_edit(tally, mutate, decoded[number - 1], exchanges[number - 1], edited_answer)
             tallies.append(tally)
+        if rules.contrast:
+            _link_tails(tallies, n, prices, resample=mutate is None)
     unpriced = sum(1 for s, c in zip(decoded, costs, strict=True) if s is not None and c is None)
     return parent, tallies, name, unpriced
+
+
+def _link_tails(tallies: list[_Tally], n: int, prices: list[float], *, resample: bool) -> None:
+    """Give each step its tail's reference: resampling from the next step on. When blame
+    resamples, that is the next step's own tally (added hidden if not blamed); a mutation's
+    references are hidden resample tallies."""
+    own = {t.step: t for t in tallies} if resample else {}
+    for t in list(tallies):
+        nxt = t.step + 1
+        if nxt > n:
+            continue  # nothing after the last step: its tail flips nothing
+        ref = own.get(nxt)
+        if ref is None:
+            ref = _Tally(step=nxt, calls=n - nxt + 1, cost=sum(prices[nxt - 1 :]), hidden=True)
+            own[nxt] = ref
+            tallies.append(ref)
+        t.ref = ref
 
 
 def _plan_edit(
@@ -281,9 +331,17 @@ def parent_run(tape: Any, run: str | None) -> Any:
 
 
 def _grade_parent(judge: Callable[[Any, RunView | None], bool], parent: Any, path: str) -> bool:
-    """The oracle on the parent's stored result; a run that stored none (it raised) failed."""
+    """The oracle on the parent's stored result; a run that raised failed. A run that
+    finished without storing a result can be graded only by an oracle that reads the run."""
     if not parent.has_result:
-        return False
+        if parent.status == "failed":
+            return False
+        if not getattr(judge, "reads_run", False):
+            raise SeamtapeError(
+                f"run {parent.id} recorded no result, so the oracle has nothing to grade: set "
+                "session.result in the agent (or return it from the agent), or pass an oracle "
+                "that reads the run, (result, run) -> bool"
+            )
     return judge(parent.result, RunView(path, parent.id))
 
 
@@ -291,14 +349,15 @@ def _estimate(
     tallies: Sequence[_Tally], rules: _Rules, budget: float | None, unpriced: int
 ) -> BlameEstimate:
     open_ = [t for t in tallies if not t.blocked]
+    shown = [t for t in open_ if not t.hidden]  # uniform sampling blames these alone
     return BlameEstimate(
-        steps=len(tallies),
+        steps=len([t for t in tallies if not t.hidden]),
         min_trials=rules.min_trials,
         max_trials=rules.max_trials,
         min_calls=sum(t.calls for t in open_) * rules.min_trials,
-        max_calls=sum(t.calls for t in open_) * rules.max_trials,
+        max_calls=sum(t.calls for t in shown) * rules.max_trials,
         min_cost=sum(t.cost for t in open_) * rules.min_trials,
-        max_cost=sum(t.cost for t in open_) * rules.max_trials,
+        max_cost=sum(t.cost for t in shown) * rules.max_trials,
         budget=budget,
         unpriced=unpriced,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from seamtape._errors import SeamtapeError
 
-__all__ = ["SPEC", "Oracle", "RunView", "oracle_from"]
+__all__ = ["SPEC", "Oracle", "RunView", "oracle_from", "passed"]
 
 SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:function
 _SPEC = SPEC
@@ -74,8 +74,21 @@ def oracle_from(spec: Oracle) -> Callable[[Any, RunView | None], bool]:
 
 def _judge(fn: Callable[..., Any]) -> Callable[[Any, RunView | None], bool]:
     if _wants_run(fn):
-        return lambda result, run: bool(fn(result, run))
-    return lambda result, run: bool(fn(result))
+
+        def reads(result: Any, run: RunView | None) -> bool:
+            return passed(fn(result, run))
+
+        reads.reads_run = True  # type: ignore[attr-defined]
+        return reads
+    return lambda result, run: passed(fn(result))
+
+
+def passed(verdict: Any) -> bool:
+    """One notion of an oracle's answer: a bool, or an outcome string ("success" passes),
+    as ``seamtape check-replay`` reads it too."""
+    if isinstance(verdict, str):
+        return verdict == "success"
+    return bool(verdict)
 
 
 def _wants_run(fn: Callable[..., Any]) -> bool:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["VERDICTS", "BlameEstimate", "BlameProgress", "BlameReport", "StepBlame"]
+__all__ = ["VERDICTS", "BlameEstimate", "BlameProgress", "BlameReport", "StepBlame", "Top"]
 
 VERDICTS = ("cause", "not the cause", "uncertain", "unmeasured")
 
@@ -27,6 +27,11 @@ class StepBlame:
     skipped_identical: int = 0
     errors: int = 0  # trials whose agent or oracle raised (graded as failures)
     note: str = ""  # why a step was not measured, when it was not
+    # The contrast: the trials and flips of resampling from the next step on (the tail
+    # alone), and the step's flip rate less its tail's (both Laplace estimates).
+    tail_trials: int = 0
+    tail_flips: int = 0
+    effect: float = 0.0
 
 
 @dataclass
@@ -69,6 +74,23 @@ class BlameProgress:
     step: int | None = None  # the step of the attempt just finished
 
 
+class Top(list[int]):
+    """The most blamed steps, best first; ``note`` says when fewer than asked qualified."""
+
+    def __init__(self, steps: list[int], *, wanted: int) -> None:
+        super().__init__(steps)
+        self.wanted = wanted
+
+    @property
+    def note(self) -> str:
+        if len(self) >= self.wanted:
+            return ""
+        return (
+            f"only {len(self)} of the {self.wanted} steps asked for flipped the outcome at "
+            "least once; the rest are not blamed"
+        )
+
+
 @dataclass
 class BlameReport:
     run_id: str
@@ -90,9 +112,15 @@ class BlameReport:
     estimated_min_calls: int = 0
     estimated_min_cost: float = 0.0
 
-    def top(self, k: int = 1) -> list[int]:
-        """The ``k`` most blamed measured steps."""
-        return [s.step for s in self.steps if s.trials][:k]
+    estimator: str = "contrast"
+    question: str = ""  # what a "cause" verdict asserts
+    tail_calls: int = 0  # live calls spent on hidden tail references (mutations' contrast)
+
+    def top(self, k: int = 1) -> Top:
+        """The ``k`` most blamed steps among those measured with at least one flip; fewer when
+        fewer qualify (``Top.note`` then says so): a step that never flipped is not blamed."""
+        flipped = [s.step for s in self.steps if s.trials and s.flips]
+        return Top(flipped[:k], wanted=k)
 
     def step(self, number: int) -> StepBlame:
         return next(s for s in self.steps if s.step == number)
