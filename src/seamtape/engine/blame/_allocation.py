@@ -231,10 +231,10 @@ def _plan_round(tallies: Sequence[_Tally], rules: _Rules) -> list[int]:
     return plan
 
 
-def _room(t: _Tally, leader: _Tally | None, rules: _Rules) -> int:
+def _room(t: _Tally, leader: _Tally | None, rules: _Rules, *, leading: bool = False) -> int:
     """The fewest further trials that could take ``t`` out of the race (all going one way),
     within its cap: more in one round would be spent even when the first ones settle it."""
-    cap = rules.cap(t, t is leader) - t.attempts
+    cap = rules.cap(t, leading) - t.attempts
     for more in range(1, cap + 1):
         if _verdict(t, rules, more, True) != "uncertain" or (
             _verdict(t, rules, more, False) != "uncertain"
@@ -274,7 +274,7 @@ def _leader_room(leader: _Tally, racing: Sequence[_Tally], rules: _Rules) -> tup
     cap = rules.cap(leader, True) - leader.attempts
     if leader.attempts >= rules.max_trials and _laplace(leader) <= rules.threshold:
         cap = 0
-    need = 0 if _settled(leader, rules) else _room(leader, None, rules)
+    need = 0 if _settled(leader, rules) else _room(leader, None, rules, leading=True)
     clears = False
     if racing and leader.flips:
         for more in range(min(cap, rules.max_trials) + 1):
