@@ -86,9 +86,13 @@ def test_blame_ranks_the_planted_cause_first_for_a_third_of_uniform_cost(
     assert events[-1].done == report.trials and events[-1].cost_usd == report.cost_usd
     assert all(e.done <= e.planned for e in events)
 
-    # Each trial is a fork in the same tape, with its lineage.
-    with Tape(failed_run.tape) as t:
+    # Each trial is a fork, with its lineage, in the scratch tape beside the one blamed; the
+    # blamed tape gains no run, so replaying it never picks a trial.
+    assert Path(report.trials_tape) == failed_run.tape.with_name("summit.trials.tape")
+    with Tape(report.trials_tape) as t:
         forks = [r for r in t.runs() if r.parent == report.run_id]
+    with Tape(failed_run.tape) as t:
+        assert [r.id for r in t.runs()] == [report.run_id]
     assert len(forks) == report.trials
     assert {r.fork_step for r in forks} == set(range(1, world.STEPS + 1))
     assert json.loads(report.to_json())["steps"][0]["step"] == world.CAUSE
@@ -184,7 +188,7 @@ def test_a_resample_identical_to_the_recording_is_not_a_trial(failed_run: Record
     [step] = report.steps
     # The identical resample is not an attempt: the cap of 3 counts real trials only.
     assert step.skipped_identical == 1 and step.trials == 3
-    with Tape(failed_run.tape) as t:
+    with Tape(report.trials_tape) as t:
         assert len([r for r in t.runs() if r.parent == report.run_id]) == 4  # all four ran
 
 
@@ -294,7 +298,7 @@ def test_a_two_argument_oracle_sees_the_run(failed_run: Recorded) -> None:
         failed_run.tape, agent=world.agent, oracle=judge, workers=1, steps=[world.STEPS]
     )
     assert report.parent_success and seen[0].id == report.run_id
-    with Tape(failed_run.tape) as t:
+    with Tape(report.trials_tape) as t:
         assert {run.id for run in seen[1:]} <= {r.id for r in t.runs()}
 
 

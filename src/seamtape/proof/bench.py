@@ -57,10 +57,14 @@ def _world(seed: int, scenario: str) -> tuple[Any, dict[str, str]]:
     draws = Draws("seamtape.bench", seed, scenario)
     accounts = faults._accounts(draws, ACCOUNTS)
     rng = random.Random(draws.u64())
+    # No scenario name in the task: the model sees it, and so does every input blame reads.
     # Closed accounts hold 0 EUR (a closed account's money has moved out): a rule slip alone
     # is then harmless, which is what the conjunction needs; the others do not mind.
     accounts = [replace(a, balance=0) if a.status == "closed" else a for a in accounts]
-    world = faults.World(task=f"B-{scenario}-{seed}", accounts=tuple(accounts))
+    world = faults.World(
+        task=f"B-{seed}-{SCENARIOS.index(scenario) if scenario in SCENARIOS else 9}",
+        accounts=tuple(accounts),
+    )
     slots = rng.sample(range(2, ACCOUNTS), 6)  # 1-based account positions, none the first
 
     def put(i: int, **fields: Any) -> Any:
@@ -164,22 +168,23 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None
     started = time.perf_counter()
     out = []
     with tempfile.TemporaryDirectory(prefix="seamtape-bench-") as folder, pool(cfg.workers) as ex:
-        for i, scenario in enumerate(SCENARIOS):
-            world, roles = _world(cfg.seed, scenario)
-            plan = faults.Design(cfg.seed, scenario, world, ACCOUNTS + 1, None)
-            t0 = time.perf_counter()
-            with faults.planted(plan, folder, temperature=cfg.temperature) as fx:
-                if not fx.failed:
-                    raise RuntimeError(f"bench scenario {scenario} did not fail")
-                where = _locate(fx.tape, fx.run_id, world, roles)
-                row = blame_fixture(fx, cfg, ex, seed=cfg.seed + i)
-            out.append(_readings(scenario, where, row, cfg))
-            out[-1]["seconds"] = round(time.perf_counter() - t0, 2)
-            say(
-                f"{scenario}: {row['steps']} steps, ranked {row['top']}, claims {row['claims']}, "
-                f"{sum(r['ok'] for r in out[-1]['readings'])}/{len(out[-1]['readings'])} "
-                f"readings as expected, {out[-1]['seconds']}s"
-            )
+        for tails in cfg.tail_kinds:
+            for i, scenario in enumerate(SCENARIOS):
+                world, roles = _world(cfg.seed, scenario)
+                plan = faults.Design(cfg.seed, scenario, world, ACCOUNTS + 1, None)
+                t0 = time.perf_counter()
+                with faults.planted(plan, folder, temperature=cfg.temperature, tails=tails) as fx:
+                    if not fx.failed:
+                        raise RuntimeError(f"bench scenario {scenario} did not fail")
+                    where = _locate(fx.tape, fx.run_id, world, roles)
+                    row = blame_fixture(fx, cfg, ex, seed=cfg.seed + i)
+                out.append({"tails": tails, **_readings(scenario, where, row, cfg)})
+                out[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                say(
+                    f"{tails} {scenario}: {row['steps']} steps, ranked {row['top']}, claims "
+                    f"{row['claims']}, {sum(r['ok'] for r in out[-1]['readings'])}/"
+                    f"{len(out[-1]['readings'])} readings as expected, {out[-1]['seconds']}s"
+                )
     return {
         "what": "competing causes in one run and how blame reads them (seamtape bench)",
         "command": cfg.command(),
@@ -214,6 +219,9 @@ def _readings(
             "wilson": [low, high],
             "cs": list(cs),
             "verdict": verdict,
+            "tail": "/".join(map(str, counts.get(step + 1, (0, 0))[::-1]))
+            if step < row["steps"]
+            else "none",
         }
 
     readings = []
@@ -274,7 +282,7 @@ def _readings(
 def check(fresh: dict[str, Any], committed: dict[str, Any]) -> list[str]:
     """Readings that held in the committed report and no longer do."""
     held = {
-        (s["scenario"], r["role"], r["expect"])
+        (s.get("tails", "repeats"), s["scenario"], r["role"], r["expect"])
         for s in committed["scenarios"]
         for r in s["readings"]
         if r["ok"]
@@ -282,8 +290,10 @@ def check(fresh: dict[str, Any], committed: dict[str, Any]) -> list[str]:
     problems = []
     for s in fresh["scenarios"]:
         for r in s["readings"]:
-            if not r["ok"] and (s["scenario"], r["role"], r["expect"]) in held:
-                problems.append(f"{s['scenario']}: {r['role']} is no longer {r['expect']}")
+            if not r["ok"] and (s["tails"], s["scenario"], r["role"], r["expect"]) in held:
+                problems.append(
+                    f"{s['tails']} tails, {s['scenario']}: {r['role']} is no longer {r['expect']}"
+                )
     return problems
 
 
@@ -302,25 +312,26 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         "## Competing causes in one run",
         "",
-        f"Reproduce: `{doc['command']}` (writes `experiments/bench.json` and this section; "
-        f"`{doc['command']} --check` fails if a reading that held here no longer does). "
+        f"Reproduce: `{doc['command']} --out experiments` (writes `experiments/bench.json` and "
+        f"this section; `{doc['command']} --check --out experiments` fails if a reading that "
+        "held here no longer does). Both tail kinds, as in validate. "
         f"{doc['expected']} of {doc['readings']} readings as expected, {doc['seconds']} s.",
         "",
-        "| scenario | planted | step | rank | flips / trials | anytime 95% | verdict | expected | as expected |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tails | scenario | planted | step | rank | flips / trials | tail's flips / trials | anytime 95% | verdict | expected | as expected |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in doc["scenarios"]:
         for r in s["readings"]:
             if r.get("step") is None:
                 lines.append(
-                    f"| {s['scenario']} | {r['role']} | | | | | claims {r['claims']} | "
+                    f"| {s['tails']} | {s['scenario']} | {r['role']} | | | | | | claims {r['claims']} | "
                     f"{r['expect']} | {'yes' if r['ok'] else '**no**'} |"
                 )
                 continue
             cs = f"[{r['cs'][0]:.2f}, {r['cs'][1]:.2f}]"
             lines.append(
-                f"| {s['scenario']} | {r['role']} | {r['step']} | {r['rank']} | "
-                f"{r['flips']}/{r['trials']} | {cs} | {r['verdict']} | {r['expect']} | "
+                f"| {s['tails']} | {s['scenario']} | {r['role']} | {r['step']} | {r['rank']} | "
+                f"{r['flips']}/{r['trials']} | {r['tail']} | {cs} | {r['verdict']} | {r['expect']} | "
                 f"{'yes' if r['ok'] else '**no**'} |"
             )
     lines.append("")
@@ -330,7 +341,7 @@ def markdown(doc: dict[str, Any]) -> str:
             if r["ok"] or r.get("step") is None or r["verdict"] != "uncertain":
                 continue
             lines.append(
-                f"- Not as expected: {s['scenario']}, {r['role']} (step {r['step']}): "
+                f"- Not as expected: {s['tails']} tails, {s['scenario']}, {r['role']} (step {r['step']}): "
                 f"{r['flips']}/{r['trials']} flips"
                 + (f" at the cap of {cap} trials" if r["trials"] >= cap else "")
                 + f"; the anytime-valid interval [{r['cs'][0]:.2f}, {r['cs'][1]:.2f}] still "
@@ -339,7 +350,7 @@ def markdown(doc: dict[str, Any]) -> str:
             )
     for s in doc["scenarios"]:
         lines.append(
-            f"- {s['scenario']}: {s['steps']} steps, ranked {s['ranked']}, causes claimed "
+            f"- {s['tails']} tails, {s['scenario']}: {s['steps']} steps, ranked {s['ranked']}, causes claimed "
             f"{s['claims'] or 'none'}, {s['live_calls']}/{s['uniform_calls']} live calls of "
             f"uniform; per step [step, trials, flips]: {s['trials']}"
         )

@@ -30,14 +30,14 @@ def run_experiment(
     name: str,
     config: Any,
     *,
-    out: Path,
+    out: Path | None,
     check: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ExperimentOutcome:
     """Run the ``validate`` or ``bench`` experiment with ``config``.
 
     With ``check``, the committed ``out/<name>.json`` supplies the settings and the fresh
-    results are compared with it; nothing is written.
+    results are compared with it; nothing is written. Without ``out`` nothing is written.
     """
     from seamtape.proof import bench, validate
 
@@ -46,8 +46,10 @@ def run_experiment(
         "validate": (validate.run_validate, validate.check, validate.markdown),
         "bench": (bench.run_bench, bench.check, bench.markdown),
     }[name]
-    report = out / f"{name}.json"
-    committed = _committed(report) if check else None
+    if check and out is None:
+        raise SeamtapeError("check needs the folder of the committed report (out=)")
+    report = out / f"{name}.json" if out is not None else None
+    committed = _committed(report) if check and report is not None else None
     if committed is not None:
         config = type(config)(**committed["config"])
         if progress:
@@ -55,6 +57,8 @@ def run_experiment(
     doc = run(config, progress=progress)
     if committed is not None:
         return ExperimentOutcome(doc, report, compare(doc, committed))
+    if out is None or report is None:
+        return ExperimentOutcome(doc)
     validate.save(doc, out, markdown, name)
     return ExperimentOutcome(doc, written=[report, out / "blame.md"])
 

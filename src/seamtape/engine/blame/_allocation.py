@@ -76,7 +76,11 @@ class _Rules:
         return self.estimator == "contrast"
 
     def cap(self, t: _Tally, leading: bool) -> int:
-        return max(self.max_trials, self.leader_trials) if leading else self.max_trials
+        """A step's cap: ``max_trials``; the leader's, while it looks like a cause (its
+        estimate above θ), ``leader_trials``, so that it can be certified."""
+        if leading and (t.flips + 1) / (t.trials + 2) > self.threshold:
+            return max(self.max_trials, self.leader_trials)
+        return self.max_trials
 
 
 def _laplace(t: _Tally) -> float:
@@ -272,8 +276,6 @@ def _leader_room(leader: _Tally, racing: Sequence[_Tally], rules: _Rules) -> tup
     once). Past ``max_trials`` it goes on (to ``leader_trials``) only while it looks like a
     cause, so that a leader that flips often is certified within the budget."""
     cap = rules.cap(leader, True) - leader.attempts
-    if leader.attempts >= rules.max_trials and _laplace(leader) <= rules.threshold:
-        cap = 0
     need = 0 if _settled(leader, rules) else _room(leader, None, rules, leading=True)
     clears = False
     if racing and leader.flips:

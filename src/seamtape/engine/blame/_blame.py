@@ -24,6 +24,7 @@ from ._allocation import (
 from ._executors import UNSENDABLE, _executor
 from ._oracle import Oracle, RunView, oracle_from
 from ._report import BlameEstimate, BlameProgress, BlameReport
+from ._scratch import trials_tape
 from ._trial import TrialOutcome, TrialSpec, run_trial
 
 __all__ = ["blame", "parent_run"]
@@ -48,6 +49,7 @@ def blame(
     steps: Sequence[int] | None = None,
     estimator: str = "contrast",
     leader_trials: int | None = None,
+    into: str | os.PathLike[str] | None = None,
     progress: Callable[[BlameProgress], None] | None = None,
 ) -> BlameReport:
     """Rank the steps of ``run`` (the latest unforked run by default) by how often
@@ -62,8 +64,11 @@ def blame(
     ``concurrent.futures.Executor`` or a ``distributed.Client``), else on a pool of
     ``workers`` processes (default: one per CPU; ``1``: in this process). ``seed`` orders
     the trials; ``progress`` is called with a ``BlameProgress`` before the first trial and
-    after each one. See the module docstring for the statistics, the allocation and the
-    budget rule.
+    after each one. ``estimator``: ``"contrast"`` (a step's flip rate less its tail's) or
+    ``"flip_rate"``; ``leader_trials``: how far past ``max_trials`` the leader may go to be
+    certified (default 4 × ``max_trials``). Trial runs are written into ``into``, by default
+    a scratch tape beside ``tape`` (``scratch_path``), never into ``tape`` itself. The
+    method: docs/blame.md.
     """
     if not 1 <= min_trials <= max_trials:
         raise SeamtapeError("need 1 <= min_trials <= max_trials")
@@ -84,6 +89,7 @@ def blame(
         load_agent(agent)  # a bad spec fails here, before any spend
     parent, tallies, perturb_name, unpriced = _prepare(path, run, perturb, steps, rules)
     parent_success = _grade_parent(judge, parent, path)
+    path = str(trials_tape(path, parent.id, into))  # the forks are written there, not here
     estimate = _estimate(tallies, rules, budget, unpriced)
 
     spent, calls, done, planned, rounds = 0.0, 0, 0, 0, 0
@@ -112,7 +118,8 @@ def blame(
                 if budget is not None and spent + reserved + cost > budget:
                     short = True
                     continue
-                if calls + reserved_calls + tally.calls > call_budget:
+                extra = tally.attempts >= max_trials  # the leader, past the others' cap
+                if extra and calls + reserved_calls + tally.calls > call_budget:
                     continue  # the leader's extra trials stop where uniform sampling would
                 reserved += cost
                 reserved_calls += tally.calls
@@ -193,6 +200,8 @@ def blame(
         estimator=estimator,
         question=_question(rules),
         tail_calls=sum(t.live_calls for t in tallies if t.hidden),
+        trials_tape=path,
+        upstream=upstream or parent.upstream,
     )
 
 

@@ -115,6 +115,8 @@ class BlameReport:
     estimator: str = "contrast"
     question: str = ""  # what a "cause" verdict asserts
     tail_calls: int = 0  # live calls spent on hidden tail references (mutations' contrast)
+    trials_tape: str = ""  # where the trial runs were written
+    upstream: str | None = None  # where the live calls went (None: each run's recorded one)
 
     def top(self, k: int = 1) -> Top:
         """The ``k`` most blamed steps among those measured with at least one flip; fewer when

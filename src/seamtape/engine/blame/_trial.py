@@ -4,11 +4,12 @@ that any executor can run it."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from seamtape._errors import DivergenceError
+from seamtape._errors import DivergenceError, TapeError
 
 from ._oracle import RunView, oracle_from
 
@@ -43,6 +44,20 @@ class TrialOutcome:
     fatal: str | None = None  # the fork itself failed (a divergence in the prefix): stop
 
 
+_OPEN_TRIES = 4
+
+
+def _began(tape: str, name: str) -> bool:
+    """Whether a run named ``name`` is on the tape (a fork that got as far as starting)."""
+    from seamtape.tape import Tape
+
+    try:
+        with Tape(tape) as t:
+            return any(r.name == name for r in t.runs())
+    except TapeError:
+        return False
+
+
 def run_trial(spec: TrialSpec) -> TrialOutcome:
     """Fork the run at ``spec.step`` with the step perturbed, grade the result, compare bytes."""
     from seamtape._agents import load_agent
@@ -55,21 +70,31 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
     name = f"blame {spec.run} step {spec.step} #{spec.attempt} {uuid.uuid4().hex[:8]}"
     perturb: dict[str, Any] = {"resample": True} if spec.edit is None else {"edit": spec.edit}
     error, result, run_id, cost = None, None, None, None
-    try:
-        forked = fork(
-            spec.tape,
-            spec.run,
-            step=spec.step,
-            agent=agent,
-            upstream=spec.upstream,
-            name=name,
-            **perturb,
-        )
-        result, run_id, cost = forked.result, forked.run_id, forked.cost_usd
-    except DivergenceError as exc:
-        return TrialOutcome(spec.attempt, spec.step, None, False, False, 0, 0.0, fatal=str(exc))
-    except Exception as exc:  # the perturbed agent crashed: a failed run, not a failed trial
-        error = f"agent raised {type(exc).__name__}: {exc}"
+    for opening in range(_OPEN_TRIES):
+        try:
+            forked = fork(
+                spec.tape,
+                spec.run,
+                step=spec.step,
+                agent=agent,
+                upstream=spec.upstream,
+                name=name,
+                **perturb,
+            )
+            result, run_id, cost = forked.result, forked.run_id, forked.cost_usd
+        except DivergenceError as exc:
+            return TrialOutcome(spec.attempt, spec.step, None, False, False, 0, 0.0, fatal=str(exc))
+        except TapeError as exc:
+            # The tape could not be opened (another worker's checkpoint was moving pages
+            # just then) and no run of ours was begun: open it again, a few times.
+            error = f"agent raised {type(exc).__name__}: {exc}"
+            if opening + 1 < _OPEN_TRIES and not _began(spec.tape, name):
+                time.sleep(0.05 * (opening + 1))
+                error = None
+                continue
+        except Exception as exc:  # the perturbed agent crashed: a failed run, not a failed trial
+            error = f"agent raised {type(exc).__name__}: {exc}"
+        break
     with Tape(spec.tape) as t:
         if run_id is None:  # the fork raised; its run is on the tape under the name we gave
             runs = [r.id for r in t.runs() if r.name == name]

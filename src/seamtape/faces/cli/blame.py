@@ -31,11 +31,17 @@ def blame(
     ] = None,
     upstream: Annotated[
         str | None,
-        typer.Option(help="Base URL for live tails (default: the embedded simulator)."),
+        typer.Option(
+            help="Base URL for live tails (default: the run's own upstream, or the embedded "
+            "simulator with --sim-policy)."
+        ),
     ] = None,
     sim_policy: Annotated[
         str | None,
-        typer.Option(help="The simulator's policy when no --upstream: 'stochastic[:k=v,...]'."),
+        typer.Option(
+            help="Answer live tails with the embedded simulator and this policy, when the run "
+            "records none: 'stochastic[:k=v,...]'."
+        ),
     ] = None,
     perturb: Annotated[
         str,
@@ -48,26 +54,40 @@ def blame(
         float, typer.Option(help="Flip rate above which a step is a cause.")
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seeds the order of the trials.")] = 0,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            help="contrast: a step's flip rate less its tail's (resampling from the next step "
+            "on); flip_rate: the step's flip rate alone."
+        ),
+    ] = "contrast",
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            "--into",
+            help="Tape the trial runs go to (default: NAME.trials.tape beside the tape).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rank a run's steps by how often perturbing them flips the oracle's verdict."""
     import contextlib
 
     from seamtape.engine.blame import blame as run_blame
+    from seamtape.engine.blame import live_upstream
     from seamtape.faces.terminal import BlameBar, print_blame
 
     console = new_console(stderr=as_json)  # with --json, stdout carries the JSON alone
     bar = BlameBar(console)
     with contextlib.ExitStack() as stack:
-        if upstream is None:
-            upstream = _blame_simulator(stack, tape, run, sim_policy)
+        url, where = stack.enter_context(live_upstream(tape, run, upstream, sim_policy))
         stack.callback(bar.stop)
         report = run_blame(
             tape,
             run,
             agent=agent,
             oracle=oracle,
-            upstream=upstream,
+            upstream=url,
             perturb=perturb,
             max_trials=max_trials,
             min_trials=min(min_trials, max_trials),
@@ -75,33 +95,33 @@ def blame(
             workers=workers,
             threshold=threshold,
             seed=seed,
+            estimator=estimator,
+            into=into,
             progress=bar.update,
         )
+    err = new_console(stderr=True)
     if as_json:
         print(report.to_json())
-        return
-    print_blame(console, report)
+    else:
+        print_blame(console, report)
+    err.print(f"{where}; trial runs written to {report.trials_tape}", markup=False)
 
 
-def _blame_simulator(stack: Any, tape: Path, run: str | None, policy: str | None) -> str:
-    """Start the embedded simulator for blame's live tails; its URL in the run's own shape."""
-    from urllib.parse import urlsplit
-
-    from seamtape import sim
-    from seamtape.engine.blame import parent_run
-    from seamtape.tape import Tape
-
-    try:
-        chosen = sim.policy_from_spec(policy)
-    except (ValueError, OSError, KeyError) as exc:
-        raise typer.BadParameter(f"{policy!r}: {exc}", param_hint="--sim-policy") from None
-    with Tape(tape) as t:
-        recorded = parent_run(t, run).upstream
-    server = stack.enter_context(sim.serve(chosen))
-    return server.base_url + (urlsplit(recorded).path.rstrip("/") if recorded else "")
-
-
-ExperimentsOpt = Annotated[Path, typer.Option("--out", help="Where the committed reports live.")]
+ExperimentsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for the report (NAME.json and a section of blame.md); without it "
+        "nothing is written. With --check: the folder holding the committed report.",
+    ),
+]
+TailsOpt = Annotated[
+    str,
+    typer.Option(
+        help="repeats: live calls sampled only on a repeated conversation; sampled: every "
+        "live call sampled at the temperature; both: side by side."
+    ),
+]
 CheckOpt = Annotated[
     bool,
     typer.Option(
@@ -126,19 +146,24 @@ def validate(
     ] = 10,
     temperature: Annotated[float, typer.Option(min=0.0, help="The model's temperature.")] = 1.0,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes for trials.")] = 2,
-    out: ExperimentsOpt = Path("experiments"),
+    tails: TailsOpt = "both",
+    out: ExperimentsOpt = None,
     check: CheckOpt = False,
 ) -> None:
     """Score blame against injected faults with a known root cause, with three controls."""
     from seamtape.proof import validate as v
 
     def summary(doc: dict[str, Any]) -> str:
-        o, c, t = doc["overall"], doc["cost"], doc["targets"]
-        return (
-            f"top-1 {o['top1']['rate']:.3f} [{o['top1']['low']:.2f}, {o['top1']['high']:.2f}], "
-            f"top-3 {o['top3']['rate']:.3f}; live calls {c['ratio']:.3f} of uniform; controls "
-            f"{'behave' if t['controls_ok'] else 'DO NOT BEHAVE'}; {doc['seconds']} s"
-        )
+        lines = []
+        for kind, part in doc["tails"].items():
+            o, c, t, cert = part["overall"], part["cost"], part["targets"], part["certified"]
+            lines.append(
+                f"{kind} tails: top-1 {o['top1']['rate']:.3f} [{o['top1']['low']:.2f}, "
+                f"{o['top1']['high']:.2f}], top-3 {o['top3']['rate']:.3f}; cause certified "
+                f"{cert['rate']:.3f} of roots flipping >= 0.8; live calls {c['ratio']:.3f} of "
+                f"uniform; controls {'behave' if t['controls_ok'] else 'DO NOT BEHAVE'}"
+            )
+        return "\n".join([*lines, f"{doc['seconds']} s"])
 
     config = v.Config(
         fixtures=fixtures,
@@ -149,6 +174,7 @@ def validate(
         max_trials=max_trials,
         temperature=temperature,
         workers=workers,
+        tails=_tails(tails),
     )
     _experiment("validate", config, summary, out, check)
 
@@ -161,14 +187,19 @@ def bench(
     ] = 10,
     temperature: Annotated[float, typer.Option(min=0.0, help="The model's temperature.")] = 1.0,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes for trials.")] = 2,
-    out: ExperimentsOpt = Path("experiments"),
+    tails: TailsOpt = "both",
+    out: ExperimentsOpt = None,
     check: CheckOpt = False,
 ) -> None:
     """Plant competing causes in one run and report how blame reads each of them."""
     from seamtape.proof import bench as b
 
     config = b.BenchConfig(
-        seed=seed, max_trials=max_trials, temperature=temperature, workers=workers
+        seed=seed,
+        max_trials=max_trials,
+        temperature=temperature,
+        workers=workers,
+        tails=_tails(tails),
     )
     _experiment(
         "bench",
@@ -181,9 +212,20 @@ def bench(
     )
 
 
-def _experiment(name: str, config: Any, summary: Any, out: Path, check: bool) -> None:
+def _tails(value: str) -> str:
+    if value not in ("repeats", "sampled", "both"):
+        raise typer.BadParameter("use repeats, sampled or both", param_hint="--tails")
+    return value
+
+
+def _experiment(name: str, config: Any, summary: Any, out: Path | None, check: bool) -> None:
     from seamtape.proof.experiment import run_experiment
 
+    if check and out is None:
+        raise typer.BadParameter(
+            "--check compares with a committed report: name its folder, e.g. --out experiments",
+            param_hint="--out",
+        )
     console = new_console()
     outcome = run_experiment(
         name,
@@ -194,7 +236,10 @@ def _experiment(name: str, config: Any, summary: Any, out: Path, check: bool) ->
     )
     console.print(summary(outcome.doc))
     if outcome.checked_against is None:
-        console.print("wrote " + " and ".join(str(p) for p in outcome.written))
+        if outcome.written:
+            console.print("wrote " + " and ".join(str(p) for p in outcome.written))
+        else:
+            console.print("wrote nothing (pass --out FOLDER to keep the report)")
         return
     for problem in outcome.problems:
         console.print(f"[red]worse:[/red] {problem}")
