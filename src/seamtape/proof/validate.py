@@ -1,24 +1,20 @@
-"""`seamtape validate`: score blame against faults with a known root cause, with three controls.
+"""`seamtape validate`: score blame against faults with a known root cause, on both tail kinds.
 
 For each seeded fixture of ``seamtape.proof.faults`` (a failed run, random length and position),
-blame ranks the steps; top-1 and top-3 precision count how often the planted root cause is
-first, or among the first three, with Wilson intervals per fault class and overall. The live
-calls blame spent are set against what a uniform 10 trials per step would spend.
+under each tail kind (``repeats``: only a repeated conversation is sampled; ``sampled``: every
+live call is), blame ranks the steps; top-1 and top-3 count how often the planted root cause
+is first, or among the first three, with Wilson intervals per fault class and overall; the
+certification rate counts the roots read as "cause" among those that flip at least 0.8 of the
+time; the live calls are set against a uniform ``max_trials`` per step.
 
-The controls, which must behave as controls:
+Controls, each of which a broken engine can fail (``_rankings.BROKEN`` shows which catches
+which): **no fault** (false causes on runs with nothing to blame), **blind engine** (blame's
+ranking of outcomes shuffled across a fixture's trials beats its chance, a z test against
+random root positions: a ranking that reads no flips), **position** (a permutation test of
+position × hit), **same ranking** (validate scores the ranking blame reported).
 
-- **no fault**: runs with nothing planted (they succeed) and runs whose failure no step could
-  have avoided (the ledger misreports an account everywhere): blame must claim no cause, i.e.
-  no step's confidence sequence may sit above the flip threshold;
-- **blind engine**: the trial outcomes of every fixture shuffled across its trials (each step
-  keeps its number of trials), ranked again with ties broken at random: precision must fall
-  to chance, the mean of 1/n over the fixtures' measured steps;
-- **position**: in one run of fixed length, each class planted at every position it can take
-  in turn: precision must not depend on the position (a permutation test of the chi-square
-  statistic of the position × hit table; no scipy needed).
-
-Results go to ``experiments/validate.json`` and a section of ``experiments/blame.md``;
-``check`` compares a fresh result with the committed one.
+Results go to ``out/validate.json`` and a section of ``out/blame.md`` only where ``--out``
+asks; ``check`` compares a fresh result with the committed one.
 """
 
 from __future__ import annotations
@@ -47,7 +43,6 @@ __all__ = [
     "chi_square_permutation",
     "pool",
     "run_validate",
-    "shuffled_precision",
     "write_section",
 ]
 
@@ -159,28 +154,6 @@ def _interval(hits: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
 
 
 # --- the blind engine and the position test ---------------------------------------------------
-
-
-def shuffled_precision(trials: Sequence[Sequence[int]], root: int, rng: random.Random) -> float:
-    """Top-1 hit rate of a blind engine: outcomes shuffled across the trials, ties at random.
-
-    ``trials`` is ``[step, trials, flips]`` per step; only measured steps compete, each keeping
-    its number of trials. Returns the mean hit over ``permutations`` shuffles (one call: one).
-    """
-    measured = [(step, n) for step, n, _ in trials if n]
-    outcomes = [1] * sum(f for _, _, f in trials) + [0] * sum(n - f for _, n, f in trials if n)
-    rng.shuffle(outcomes)
-    best: list[int] = []
-    best_rate = -1.0
-    at = 0
-    for step, n in measured:
-        rate = (sum(outcomes[at : at + n]) + 1) / (n + 2)  # blame's own Laplace ranking
-        at += n
-        if rate > best_rate:
-            best, best_rate = [step], rate
-        elif rate == best_rate:
-            best.append(step)
-    return 1.0 if best and rng.choice(best) == root else 0.0
 
 
 def chi_square(table: Sequence[tuple[int, int]]) -> float:
