@@ -345,7 +345,17 @@ def print_blame(console: Console, report: BlameReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"blame: run {report.run_id}", title_justify="left")
-    for name in ("step", "flip rate", "Wilson 95%", "anytime 95%", "trials", "verdict", "note"):
+    columns = (
+        "step",
+        "flip rate",
+        "tail's",
+        "Wilson 95%",
+        "anytime 95%",
+        "trials",
+        "verdict",
+        "note",
+    )
+    for name in columns:
         table.add_column(name, justify="right" if name in ("step", "trials") else "left")
     colours = {"cause": "red", "not the cause": "green", "uncertain": "yellow"}
     for s in report.steps:
@@ -353,6 +363,7 @@ def print_blame(console: Console, report: BlameReport) -> None:
         table.add_row(
             str(s.step),
             f"{s.flips}/{s.trials} = {s.flip_rate:.2f}" if measured else "-",
+            f"{s.tail_flips}/{s.tail_trials}" if s.tail_trials else "-",
             f"{s.low:.2f} to {s.high:.2f}" if measured else "-",
             f"{s.cs_low:.2f} to {s.cs_high:.2f}" if measured else "-",
             str(s.trials) + (f" (+{s.skipped_identical} identical)" if s.skipped_identical else ""),
@@ -367,3 +378,8 @@ def print_blame(console: Console, report: BlameReport) -> None:
         f"{report.live_calls} live calls (${report.cost_usd:.6f}), {share:.0%} of the "
         f"{report.uniform_calls} that {report.max_trials} trials at every step would make"
     )
+    if report.question:
+        console.print(f"a cause answers: {report.question}", markup=False)
+    top = report.top(3)
+    if top.note:
+        console.print(top.note, markup=False)

@@ -41,11 +41,11 @@ def run_experiment(
     """
     from seamtape.proof import bench, validate
 
-    run: Callable[..., dict[str, Any]]
-    run, compare, markdown = {
+    kinds: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
         "validate": (validate.run_validate, validate.check, validate.markdown),
         "bench": (bench.run_bench, bench.check, bench.markdown),
-    }[name]
+    }
+    run, compare, markdown = kinds[name]
     if check and out is None:
         raise SeamtapeError("check needs the folder of the committed report (out=)")
     report = out / f"{name}.json" if out is not None else None

@@ -373,17 +373,18 @@ def _summarize(
     for r in positions:
         by_position.setdefault(r["root"], [0, 0])[0 if r["hit1"] else 1] += 1
     table = [(h, m) for h, m in (by_position[k] for k in sorted(by_position))]
-    position = {
+    p_value = _position_p(blame_ranking, positions, cfg)
+    position: dict[str, Any] = {
         "steps": cfg.position_steps,
         "per_position": {
             str(k): _interval(h, h + m, cfg.confidence) for k, (h, m) in sorted(by_position.items())
         },
         "top1": _interval(sum(r["hit1"] for r in positions), len(positions), cfg.confidence),
         "chi_square": chi_square(table),
-        "p_value": _position_p(blame_ranking, positions, cfg),
+        "p_value": p_value,
         "test": "permutation test of Pearson's chi-square, position × top-1 hit",
     }
-    position["ok"] = position["p_value"] >= POSITION_ALPHA
+    position["ok"] = p_value >= POSITION_ALPHA
     # The ranking validate scores is blame's own, recomputed from the counts: if blame's
     # report and this function ever disagree, the controls below test the wrong thing.
     agree = all(blame_ranking(r["trials"]) == r["ranking"] for r in [*rows, *positions])
@@ -464,7 +465,10 @@ def check(
         if now_doc is None:
             problems.append(f"{tails} tails: not measured")
             continue
-        pairs = [("top-1", ("overall", "top1")), ("top-3", ("overall", "top3"))]
+        pairs: list[tuple[str, tuple[str, ...]]] = [
+            ("top-1", ("overall", "top1")),
+            ("top-3", ("overall", "top3")),
+        ]
         pairs.append(("certified causes", ("certified",)))
         pairs += [(f"{k} top-1", ("per_class", k, "top1")) for k in was_doc.get("per_class", {})]
         for label, path in pairs:

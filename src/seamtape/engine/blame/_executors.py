@@ -114,10 +114,11 @@ def _modules(things: Sequence[Any]) -> list[str]:
     """The importable modules that define these callables or ``pkg.mod:fn`` specs."""
     names = []
     for thing in things:
+        name: str
         if isinstance(thing, str):
             name = thing.partition(":")[0] if _SPEC.match(thing) else ""
         else:
-            name = getattr(thing, "__module__", None) or getattr(type(thing), "__module__", "")
+            name = str(getattr(thing, "__module__", None) or getattr(type(thing), "__module__", ""))
         if name and name != "__main__":
             names.append(name)
     return names
