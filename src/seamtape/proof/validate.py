@@ -71,9 +71,9 @@ class Config(Settings):
         "max_steps",
     )
 
-    fixtures: int = 40  # faulty fixtures per tail kind, cycling through the classes
+    fixtures: int = 24  # faulty fixtures per tail kind, cycling through the classes
     controls: int = 4  # control fixtures per tail kind, half with no fault, half unfixable
-    position_steps: int = 6  # run length for the position control
+    position_steps: int = 5  # run length for the position control
     max_steps: int = 20  # longest run drawn (tests use short runs)
     permutations: int = 200  # shuffles per fixture for the blind engine
     position_permutations: int = 5000

@@ -60,6 +60,10 @@ class _Tally:
 
 
 ESTIMATORS = ("contrast", "flip_rate")
+# How clearly a step must trail the leader's contrast to leave the race: a one-sided 95%
+# normal bound. It steers spending only (a step out of the race re-enters if the leader
+# changes); verdicts rest on the anytime-valid sequences.
+STEER_Z = 1.645
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,28 @@ class _Rules:
     def cap(self, t: _Tally, leading: bool) -> int:
         """A step's cap: ``max_trials``; the leader's, while it looks like a cause (its
         estimate above θ), ``leader_trials``, so that it can be certified."""
-        if leading and (t.flips + 1) / (t.trials + 2) > self.threshold:
+        if leading and (t.flips + 1) / (t.trials + 2) > self.threshold and _could_clear(t, self):
             return max(self.max_trials, self.leader_trials)
         return self.max_trials
+
+
+def _could_clear(t: _Tally, rules: _Rules) -> bool:
+    """Whether the leader could be certified within ``leader_trials`` if its flip rate (and
+    its tail's) held at what has been seen: extra trials are not spent on a leader (or a
+    tail) that would still straddle θ at the end of them."""
+    n = max(rules.max_trials, rules.leader_trials)
+    if (
+        t.trials
+        and confidence_sequence(round(n * t.flips / t.trials), n, rules.confidence)[0]
+        <= rules.threshold
+    ):
+        return False
+    ref = t.ref
+    if rules.contrast and ref is not None and ref.trials:
+        projected = round(n * ref.flips / ref.trials)
+        if confidence_sequence(projected, n, rules.confidence)[1] >= rules.threshold:
+            return False
+    return True
 
 
 def _laplace(t: _Tally) -> float:
@@ -153,15 +176,13 @@ def _below(t: _Tally, more: int, leader: _Tally, rules: _Rules, lead_more: int =
             rules.confidence,
         )
         return low > 0
-    from seamtape.engine.stats import z_score
-
     lead = replace(leader, flips=leader.flips + lead_more, trials=leader.trials + lead_more)
     mine = replace(t, trials=t.trials + more)
     gap = _effect(lead, rules) - _effect(mine, rules)
     # A shared tally (the leader is the tail of the step before it) is counted twice: the
     # interval errs wide, which only keeps a step racing longer.
     var = sum(_spread(x) for x in (lead, mine, leader.ref, t.ref))
-    return gap - z_score(rules.confidence) * var**0.5 > 0
+    return gap - STEER_Z * var**0.5 > 0
 
 
 def _out_of_race(t: _Tally, leader: _Tally | None, rules: _Rules, varies: bool) -> str:

@@ -134,11 +134,15 @@ CheckOpt = Annotated[
 
 @app.command()
 def validate(
-    fixtures: Annotated[int, typer.Option(min=1, help="Faulty fixtures, cycling classes.")] = 40,
-    controls: Annotated[int, typer.Option(min=0, help="No-fault control fixtures.")] = 4,
+    fixtures: Annotated[
+        int, typer.Option(min=1, help="Faulty fixtures per tail kind, cycling classes.")
+    ] = 24,
+    controls: Annotated[
+        int, typer.Option(min=0, help="No-fault control fixtures per tail kind.")
+    ] = 4,
     position_steps: Annotated[
         int, typer.Option(min=3, max=20, help="Run length of the position control.")
-    ] = 6,
+    ] = 5,
     max_steps: Annotated[int, typer.Option(min=3, max=20, help="Longest run drawn.")] = 20,
     seed: Annotated[int, typer.Option(help="Seeds every fixture and every shuffle.")] = 0,
     max_trials: Annotated[
