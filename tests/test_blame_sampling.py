@@ -51,10 +51,11 @@ def test_the_contrast_ranks_where_the_flip_rate_drops_not_where_it_is_highest() 
 
 
 def test_a_step_whose_tail_alone_flips_as_often_is_not_a_cause() -> None:
-    tallies = chain([(30, 28), (30, 28), (10, 0)])
-    # Step 1 flips above θ, but so does resampling from step 2 on: its flips are its tail's.
+    tallies = chain([(40, 20), (40, 40), (10, 0)])
+    # Step 1 flips above θ, but less often than resampling from step 2 on: its flips are its
+    # tail's.
     assert _verdict(tallies[0], RULES) == "not the cause"
-    assert _verdict(tallies[1], RULES) == "cause"  # above θ while its tail is below it
+    assert _verdict(tallies[1], RULES) == "cause"  # above θ and above its tail
     # Without the tail's own trials the question cannot be answered yet.
     young = chain([(30, 28), (2, 0)])
     assert _verdict(young[0], RULES) == "uncertain"

@@ -89,19 +89,18 @@ class _Rules:
 
 def _could_clear(t: _Tally, rules: _Rules) -> bool:
     """Whether the leader could be certified within ``leader_trials`` if its flip rate (and
-    its tail's) held at what has been seen: extra trials are not spent on a leader (or a
-    tail) that would still straddle θ at the end of them."""
+    its tail's) held at what has been seen: extra trials are not spent on a leader whose
+    interval would still straddle θ, or its tail's, at the end of them."""
     n = max(rules.max_trials, rules.leader_trials)
-    if (
-        t.trials
-        and confidence_sequence(round(n * t.flips / t.trials), n, rules.confidence)[0]
-        <= rules.threshold
-    ):
+    if not t.trials:
+        return True
+    low = confidence_sequence(round(n * t.flips / t.trials), n, rules.confidence)[0]
+    if low <= rules.threshold:
         return False
     ref = t.ref
     if rules.contrast and ref is not None and ref.trials:
         projected = round(n * ref.flips / ref.trials)
-        if confidence_sequence(projected, n, rules.confidence)[1] >= rules.threshold:
+        if confidence_sequence(projected, n, rules.confidence)[1] >= low:
             return False
     return True
 
@@ -130,7 +129,8 @@ def _verdict(t: _Tally, rules: _Rules, more: int = 0, flipping: bool = True) -> 
     """The step's verdict from its counts (after ``more`` trials all flipping, or none).
 
     With the contrast, "cause" asks two things of the anytime-valid intervals: the step's
-    flip rate is above θ, and its tail's alone (resampling from the next step on) is below θ.
+    flip rate is above θ, and above its tail's alone (resampling from the next step on).
+    "Not the cause": its flip rate is below θ, or below its tail's alone.
     """
     flips = t.flips + (more if flipping else 0)
     trials = t.trials + more
@@ -139,14 +139,12 @@ def _verdict(t: _Tally, rules: _Rules, more: int = 0, flipping: bool = True) -> 
     low, high = confidence_sequence(flips, trials, rules.confidence)
     if high < rules.threshold:
         return "not the cause"
-    if rules.contrast and t.ref is not None and t.ref.trials:
-        ref_low, ref_high = confidence_sequence(t.ref.flips, t.ref.trials, rules.confidence)
-        if ref_low > rules.threshold:
-            return "not the cause"  # the tail alone flips the outcome above θ
-        tail_clear = ref_high < rules.threshold
-    else:
-        tail_clear = not rules.contrast or t.ref is None
-    if low > rules.threshold and tail_clear:
+    tail_low, tail_high = 0.0, 0.0  # after the last step the tail flips nothing
+    if rules.contrast and t.ref is not None:
+        tail_low, tail_high = confidence_sequence(t.ref.flips, t.ref.trials, rules.confidence)
+        if high < tail_low:
+            return "not the cause"  # resampling the tail alone flips the outcome more often
+    if low > rules.threshold and low > tail_high:
         return "cause"
     return "uncertain"
 
@@ -273,18 +271,20 @@ def _room(t: _Tally, leader: _Tally | None, rules: _Rules, *, leading: bool = Fa
 
 def _ref_room(leader: _Tally, rules: _Rules) -> int:
     """Trials the leader's tail reference needs before the leader's verdict can settle: as
-    many non-flips as bring its interval below θ, within the leader's cap."""
+    many non-flips as bring its interval below the leader's, within the leader's cap."""
     ref = leader.ref
     if not rules.contrast or ref is None or ref.blocked or _settled(leader, rules):
         return 0
-    low, high = confidence_sequence(ref.flips, ref.trials, rules.confidence)
-    if high < rules.threshold or low > rules.threshold:
-        return 0
     if _laplace(leader) <= rules.threshold:
         return 0  # the leader itself does not look like a cause: no need to clear its tail
+    low = confidence_sequence(leader.flips, leader.trials, rules.confidence)[0]
+    target = max(low, rules.threshold)  # the leader's lower end, as it may yet rise to θ
+    rate = ref.flips / ref.trials if ref.trials else 0.0
     cap = rules.cap(leader, True) - ref.attempts
-    for more in range(1, cap + 1):
-        if confidence_sequence(ref.flips, ref.trials + more, rules.confidence)[1] < rules.threshold:
+    for more in range(0, cap + 1):
+        n = ref.trials + more
+        flips = ref.flips + round(rate * more)
+        if n and confidence_sequence(flips, n, rules.confidence)[1] < target:
             return more
     return max(cap, 0)
 

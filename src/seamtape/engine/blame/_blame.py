@@ -210,8 +210,8 @@ def _question(rules: _Rules) -> str:
     level = f"{rules.confidence:.0%} anytime-valid intervals"
     if rules.contrast:
         return (
-            f"is the step's flip rate above {rules.threshold:g} while its tail's alone "
-            f"(resampling from the next step on) is below {rules.threshold:g}? ({level})"
+            f"is the step's flip rate above {rules.threshold:g}, and above its tail's alone "
+            f"(resampling from the next step on)? ({level}, one for the step, one for its tail)"
         )
     return f"is the step's flip rate above {rules.threshold:g}? ({level})"
 
