@@ -200,3 +200,46 @@ def test_one_worker_pool_per_process_reused_until_shut_down() -> None:
     second = process_pool(2)
     assert second is not first
     shutdown_pools()
+
+
+def test_the_command_says_where_live_calls_and_trials_went(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with sim.serve(world.SummitModel()) as server:
+        url = server.base_url
+        with seamtape.record(tmp_path / "summit.tape", upstream=url) as rec:
+            rec.result = world.agent(rec)
+        into = tmp_path / "trials.tape"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seamtape",
+                "blame",
+                str(tmp_path / "summit.tape"),
+                "--agent",
+                "blame_world:agent",
+                "--oracle",
+                "blame_world:oracle",
+                "--workers",
+                "1",
+                "--max-trials",
+                "2",
+                "--into",
+                str(into),
+            ],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        )
+    assert done.returncode == 0, done.stderr
+    assert f"live calls went to {url}" in done.stderr
+    assert f"trial runs written to {into}" in done.stderr
+    with seamtape.Tape(tmp_path / "summit.tape") as t:
+        assert len(t.runs()) == 1
+    with seamtape.Tape(into) as t:
+        assert len(t.runs()) > 1
