@@ -103,7 +103,11 @@ def blame(
     # Never more live calls than uniform sampling of every tally would make.
     call_budget = sum(t.calls for t in tallies if not t.blocked) * max_trials
     attempt = 0
-    with _executor(executor, workers, (agent, oracle)) as pool:
+    # The trials tape is held open while the workers write to it, so that no worker's close
+    # is the last one (the last close checkpoints and removes the WAL under the others).
+    from seamtape.tape import Tape
+
+    with Tape(path), _executor(executor, workers, (agent, oracle)) as pool:
         while True:
             short = False
             plan = _plan_round(tallies, rules)

@@ -58,11 +58,23 @@ def _began(tape: str, name: str) -> bool:
         return False
 
 
+def _read_back(spec: TrialSpec, run_id: str | None, name: str) -> tuple[str, Any, Any] | None:
+    """The trial's run id and both runs' exchanges; None when the fork left no run."""
+    from seamtape.tape import Tape
+
+    with Tape(spec.tape) as t:
+        if run_id is None:  # the fork raised; its run is on the tape under the name we gave
+            runs = [r.id for r in t.runs() if r.name == name]
+            if not runs:
+                return None
+            run_id = runs[-1]
+        return run_id, t.exchanges(run_id), t.exchanges(spec.run)
+
+
 def run_trial(spec: TrialSpec) -> TrialOutcome:
     """Fork the run at ``spec.step`` with the step perturbed, grade the result, compare bytes."""
     from seamtape._agents import load_agent
     from seamtape.engine.fork import fork, live_cost
-    from seamtape.tape import Tape
 
     if spec.path and spec.path not in sys.path:
         sys.path.insert(0, spec.path)
@@ -95,15 +107,17 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
         except Exception as exc:  # the perturbed agent crashed: a failed run, not a failed trial
             error = f"agent raised {type(exc).__name__}: {exc}"
         break
-    with Tape(spec.tape) as t:
-        if run_id is None:  # the fork raised; its run is on the tape under the name we gave
-            runs = [r.id for r in t.runs() if r.name == name]
-            if not runs:
-                return TrialOutcome(
-                    spec.attempt, spec.step, None, False, False, 0, 0.0, fatal=error
-                )
-            run_id = runs[-1]
-        mine, theirs = t.exchanges(run_id), t.exchanges(spec.run)
+    for opening in range(_OPEN_TRIES):
+        try:
+            found = _read_back(spec, run_id, name)
+            break
+        except TapeError:  # a checkpoint was moving pages just then: read again
+            if opening + 1 == _OPEN_TRIES:
+                raise
+            time.sleep(0.05 * (opening + 1))
+    if found is None:
+        return TrialOutcome(spec.attempt, spec.step, None, False, False, 0, 0.0, fatal=error)
+    run_id, mine, theirs = found
     first = spec.step if spec.edit is None else spec.step + 1  # the first live exchange
     live = sum(1 for ex in mine if ex.seq >= first)
     identical = (
