@@ -281,6 +281,8 @@ def _readings(
 
 def check(fresh: dict[str, Any], committed: dict[str, Any]) -> list[str]:
     """Readings that held in the committed report and no longer do."""
+    if any("tails" not in s for s in committed["scenarios"]):
+        return ["the committed report predates the tail kinds: regenerate it with --out"]
     held = {
         (s.get("tails", "repeats"), s["scenario"], r["role"], r["expect"])
         for s in committed["scenarios"]

@@ -459,8 +459,10 @@ def check(
     fresh: dict[str, Any], committed: dict[str, Any], tolerance: float = TOLERANCE
 ) -> list[str]:
     """What got worse than the committed report (beyond ``tolerance``), one line each."""
+    if "tails" not in committed:
+        return ["the committed report predates the tail kinds: regenerate it with --out"]
     problems = []
-    for tails, was_doc in committed.get("tails", {}).items():
+    for tails, was_doc in committed["tails"].items():
         now_doc = fresh["tails"].get(tails)
         if now_doc is None:
             problems.append(f"{tails} tails: not measured")
