@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -21,7 +20,7 @@ from ._allocation import (
     _step_blame,
     _Tally,
 )
-from ._executors import UNSENDABLE, _executor
+from ._executors import _executor
 from ._oracle import Oracle, RunView, oracle_from
 from ._report import BlameEstimate, BlameProgress, BlameReport
 from ._scratch import trials_tape
@@ -231,11 +230,9 @@ def _run_round(pool: Executor, specs: Sequence[TrialSpec]) -> Iterator[TrialOutc
     futures = [pool.submit(run_trial, spec) for spec in specs]
     try:
         for future in as_completed(futures):
-            try:
-                outcome = future.result()
-            except pickle.PicklingError as exc:  # an executor that pickles what it sends
-                raise SeamtapeError(UNSENDABLE.format(exc=exc)) from None
-            yield outcome
+            # What a process pool could not send was refused before the first trial
+            # (check_sendable); another executor's own error is its own to report.
+            yield future.result()
     finally:
         for future in futures:
             future.cancel()
