@@ -342,13 +342,19 @@ def markdown(doc: dict[str, Any]) -> str:
         for r in s["readings"]:
             if r["ok"] or r.get("step") is None or r["verdict"] != "uncertain":
                 continue
+            cs = f"[{r['cs'][0]:.2f}, {r['cs'][1]:.2f}]"
+            why = (
+                f"its anytime-valid interval {cs} still holds {doc['config']['threshold']}"
+                if r["cs"][0] <= doc["config"]["threshold"]
+                else f"its interval {cs} clears {doc['config']['threshold']} but its tail's "
+                f"({r['tail']} flips) is not yet clearly below it: only the leader's tail gets "
+                "the trials that would settle it"
+            )
             lines.append(
-                f"- Not as expected: {s['tails']} tails, {s['scenario']}, {r['role']} (step {r['step']}): "
-                f"{r['flips']}/{r['trials']} flips"
+                f"- Not as expected: {s['tails']} tails, {s['scenario']}, {r['role']} "
+                f"(step {r['step']}): {r['flips']}/{r['trials']} flips"
                 + (f" at the cap of {cap} trials" if r["trials"] >= cap else "")
-                + f"; the anytime-valid interval [{r['cs'][0]:.2f}, {r['cs'][1]:.2f}] still "
-                f"holds {doc['config']['threshold']}, so blame says uncertain rather than cause "
-                f"(with one miss it takes {_one_miss(doc['config'])} trials to clear)."
+                + f"; {why}, so blame says uncertain rather than cause."
             )
     for s in doc["scenarios"]:
         lines.append(
