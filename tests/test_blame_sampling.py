@@ -243,3 +243,14 @@ def test_the_command_says_where_live_calls_and_trials_went(tmp_path: Path) -> No
         assert len(t.runs()) == 1
     with seamtape.Tape(into) as t:
         assert len(t.runs()) > 1
+
+
+def test_one_oracle_notion_for_blame_and_check_replay() -> None:
+    from seamtape.engine.blame import oracle_from, passed
+    from seamtape.engine.check import _grade
+
+    assert passed("success") and not passed("failure") and passed(True) and not passed(0)
+    # An oracle may answer with check-replay's outcome strings; blame reads them alike.
+    judge = oracle_from(lambda result: "success" if result["ok"] else "failure")
+    assert judge({"ok": True}, None) is True and judge({"ok": False}, None) is False
+    assert _grade(lambda result: result["ok"], {"ok": True}) == "success"
