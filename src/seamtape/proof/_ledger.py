@@ -179,8 +179,8 @@ class LedgerAgent:
                 model="sim-ledger",
                 max_tokens=1024,
                 system=SYSTEM,
-                tools=TOOLS,
-                messages=messages,
+                tools=TOOLS,  # type: ignore[arg-type]  # plain dicts, as the SDK's docs write them
+                messages=messages,  # type: ignore[arg-type]
             )
             blocks = [b.model_dump(exclude_none=True) for b in reply.content]
             messages.append({"role": "assistant", "content": blocks})
@@ -196,7 +196,11 @@ class LedgerAgent:
             results = []
             for use in uses:
                 content, is_error = run_tool(self.world, use.name, dict(use.input), calls)
-                block = {"type": "tool_result", "tool_use_id": use.id, "content": content}
+                block: dict[str, Any] = {
+                    "type": "tool_result",
+                    "tool_use_id": use.id,
+                    "content": content,
+                }
                 if is_error:
                     block["is_error"] = True
                 results.append(block)

@@ -254,7 +254,7 @@ def _read(step: Any) -> _View | None:
             meant = _NEXT.search(text)
             for call in message.tool_calls:
                 target = meant.group(1) if meant else _target(call)
-                if target in names and target not in called:
+                if target and target in names and target not in called:
                     called.append(target)
                 intended[call.id] = target or ""
                 calls[call.id] = call

@@ -130,14 +130,16 @@ def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[
     found: dict[str, int] = {}
     traps = dict(world.traps)
     for number, step in enumerate(steps, start=1):
+        if step is None:  # an exchange no codec reads holds no role
+            continue
         for message in step.messages:
             for call in message.tool_calls:
                 calls[call.id] = call
         for result in step.tool_results:  # what this step consumes
-            call = calls.get(result.call_id)
+            asked = calls.get(result.call_id)
             who = (
-                str(call.arguments.get("account") or call.arguments.get("query", ""))
-                if call
+                str(asked.arguments.get("account") or asked.arguments.get("query", ""))
+                if asked
                 else ""
             )
             who = who.split()[0] if who else ""

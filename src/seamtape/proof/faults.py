@@ -138,7 +138,7 @@ def design(
 
 def _accounts(draws: Any, count: int) -> list[Account]:
     numbers: set[int] = set()
-    out = []
+    out: list[Account] = []
     while len(out) < count:
         number = 100 + draws.below(900)
         if number in numbers or len(set(str(number))) < 3:
@@ -150,7 +150,7 @@ def _accounts(draws: Any, count: int) -> list[Account]:
     return out
 
 
-def _set(accounts: list[Account], index: int, **fields: str) -> Account:
+def _set(accounts: list[Account], index: int, **fields: Any) -> Account:
     """Change the 1-based ``index``-th account in place (and return it)."""
     accounts[index - 1] = replace(accounts[index - 1], **fields)
     return accounts[index - 1]
