@@ -15,10 +15,10 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from seamtape._errors import DivergenceError, GuardTripped, SecretWarning
+from seamtape._errors import DamagedTapeError, DivergenceError, GuardTripped, SecretWarning
 from seamtape._match import canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
 from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
@@ -226,17 +226,27 @@ class Cursor:
         """The recorded response to this request; None when an extending cursor stops serving."""
         pos = self._next
         expected = self._served[pos]
+        received: bytes | None = None
         if expected.method == method and expected.url == url:
             self._prefetch(pos)
             # Equal bytes have equal hashes: comparing against the recorded body proves
             # the received body's sha256 is the recorded blob's, without re-hashing it.
-            if self.tape.body_equals(expected.request_body, body):
-                return self._consume(pos, expected.request_body)
-            if self._matching.ignore_paths and self._loosely_equal(
-                self.tape.blob(expected.request_body), body
-            ):
-                return self._consume(pos, expected.request_body)
-        received = blob_hash(body)
+            try:
+                if self.tape.body_equals(expected.request_body, body):
+                    return self._consume(pos, expected.request_body)
+                received = blob_hash(body)
+                if received == expected.request_body:
+                    # The agent sent what was recorded, but the stored copy says otherwise.
+                    self._diverge_damaged(
+                        expected, "the stored request body does not match its hash"
+                    )
+                if self._matching.ignore_paths and self._loosely_equal(
+                    self.tape.blob(expected.request_body), body
+                ):
+                    return self._consume(pos, expected.request_body)
+            except DamagedTapeError as exc:
+                self._diverge_damaged(expected, exc.reason)
+        received = received or blob_hash(body)
         for candidate in self._candidates(method, url, received):
             if self._served[candidate].batch == expected.batch:
                 return self._consume(candidate, received)
@@ -273,7 +283,12 @@ class Cursor:
 
     def _consume(self, pos: int, request_hash: bytes) -> Playback:
         ex = self._served[pos]
-        response_body = self.tape.blob(ex.response_body, remember=False)
+        # The digest covers the bytes the agent is handed: the tape checks a body against its
+        # hash the first time it reads it, and what fails never reaches the agent.
+        try:
+            response_body = self.tape.blob(ex.response_body, remember=False)
+        except DamagedTapeError as exc:
+            self._diverge_damaged(ex, exc.reason)
         self._consumed[pos] = True
         while self._next < len(self._served) and self._consumed[self._next]:
             self._next += 1
@@ -360,7 +375,7 @@ class Cursor:
 
     # -- divergence ------------------------------------------------------------------------
 
-    def _fail(self, error: DivergenceError) -> None:
+    def _fail(self, error: DivergenceError) -> NoReturn:
         self._latch(error)
         raise error
 
@@ -368,6 +383,17 @@ class Cursor:
         """Keep the first divergence: the session raises it at exit even if it was swallowed."""
         if self.divergence is None:
             self.divergence = error
+
+    def _diverge_damaged(self, ex: Exchange, why: str) -> NoReturn:
+        self._fail(
+            DivergenceError(
+                f"the tape's stored bytes do not match their hash: run `seamtape verify` ({why})",
+                run=self.run,
+                step=ex.seq,
+                method=ex.method,
+                url=ex.url,
+            )
+        )
 
     def _diverge_unrecorded(self, method: str, url: str) -> None:
         self._fail(
@@ -388,7 +414,11 @@ class Cursor:
             path, old, new = "request line", f"{ex.method} {ex.url}", f"{method} {url}"
             reason = "the request line differs from the recording"
         else:
-            path, old, new = explain(self.tape.blob(ex.request_body), body)
+            try:
+                recorded = self.tape.blob(ex.request_body)
+            except DamagedTapeError as exc:
+                self._diverge_damaged(ex, exc.reason)
+            path, old, new = explain(recorded, body)
             reason = "the request body differs from the recording"
             if not path:
                 reason = "the request is recorded, but not here: out of recorded order"

@@ -17,6 +17,15 @@ class TapeError(SeamtapeError):
     """A tape cannot be opened or read: missing, damaged, not a tape, or from a newer seamtape."""
 
 
+class DamagedTapeError(TapeError):
+    """A tape's stored content cannot be trusted: a body that does not match its hash, or
+    cannot be decoded (a damaged zstd frame, a delta that is its own base)."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason  # what is wrong with the blob, without the path and advice
+
+
 class UnknownRunError(TapeError):
     """The tape holds no run with that id."""
 

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .._errors import TapeError, UnknownRunError
+from .._errors import DamagedTapeError, TapeError, UnknownRunError
 
 __all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash"]
 
@@ -230,6 +230,7 @@ class Tape:
         self._fresh: set[bytes] = set()  # blobs written raw by this handle, compacted at close
         self._rows: dict[bytes, tuple[int, bytes]] = {}  # prefetched, not yet decoded
         self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
+        self._verified: set[bytes] = set()  # blobs this handle has checked against their hash
         self._zstd_d: Any = None
         self._version = SCHEMA_VERSION
         if not self.path.exists():
@@ -392,14 +393,25 @@ class Tape:
                 raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
         return row
 
-    def blob(self, digest: bytes, *, remember: bool = True) -> bytes:
-        """A body by its hash, decoded; ``remember`` keeps it as a base for the next delta."""
+    def blob(self, digest: bytes, *, remember: bool = True, verify: bool = True) -> bytes:
+        """A body by its hash, decoded; ``remember`` keeps it as a base for the next delta.
+
+        ``verify`` checks the body against its hash the first time this handle reads it, so
+        bytes that reach a user or an agent are the bytes that were recorded; a body that does
+        not match, or cannot be decoded, raises ``DamagedTapeError``.
+        """
         known = self._recent.get(digest)
-        if known is not None:
-            return known
-        codec, data = self._row(digest)
-        body = self._decode(codec, data)
-        return self._remember(digest, body) if remember else body
+        if known is None:
+            codec, data = self._row(digest)
+            known = self._decode(digest, codec, data)
+            if remember:
+                self._remember(digest, known)
+        if verify and digest not in self._verified:
+            if blob_hash(known) != digest:
+                self._recent.pop(digest, None)
+                raise self._damaged(digest, "does not match its hash")
+            self._verified.add(digest)
+        return known
 
     def blobs(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
         wanted = list(dict.fromkeys(digests))
@@ -417,17 +429,17 @@ class Tape:
             return known == data
         codec, stored = self._row(digest)
         if codec == _DELTA:
-            base_digest, prefix, suffix, middle = _unpack_delta(stored)
+            base_digest, prefix, suffix, middle = self._unpack(digest, stored)
             if len(data) != prefix + len(middle) + suffix:
                 return False
-            base = memoryview(self.blob(base_digest))
+            base = memoryview(self.blob(base_digest, verify=False))
             equal = (
                 data.startswith(base[:prefix])
                 and data.startswith(middle, prefix)
                 and data.endswith(base[len(base) - suffix :])
             )
         else:
-            equal = self._decode(codec, stored) == data
+            equal = self._decode(digest, codec, stored) == data
         if equal:
             self._remember(digest, data)
         return equal
@@ -439,7 +451,11 @@ class Tape:
             del recent[next(iter(recent))]
         return data
 
-    def _decode(self, codec: int, data: bytes) -> bytes:
+    def _decode(self, digest: bytes, codec: int, data: bytes, depth: int = 0) -> bytes:
+        """A stored row's bytes; damage (a bad zstd frame, a delta chain that loops or runs
+        deeper than any writer makes) raises ``DamagedTapeError``, never a library error."""
+        if not isinstance(data, bytes):
+            raise self._damaged(digest, f"is stored as {type(data).__name__}, not bytes")
         if codec == _RAW:
             return data
         if codec == _ZSTD:
@@ -447,13 +463,37 @@ class Tape:
                 import zstandard
 
                 self._zstd_d = zstandard.ZstdDecompressor()
-            plain: bytes = self._zstd_d.decompress(data)
+            try:
+                plain: bytes = self._zstd_d.decompress(data)
+            except Exception as exc:  # zstandard.ZstdError: imported lazily, caught broadly
+                raise self._damaged(digest, f"cannot decompress ({exc})") from None
             return plain
         if codec == _DELTA:
-            base_digest, prefix, suffix, middle = _unpack_delta(data)
-            base = self.blob(base_digest)
-            return b"".join((base[:prefix], middle, base[len(base) - suffix :] if suffix else b""))
+            base_digest, prefix, suffix, middle = self._unpack(digest, data)
+            known = self._recent.get(base_digest)
+            if known is None:
+                if base_digest == digest or depth > _DELTA_MAX_DEPTH:
+                    raise self._damaged(digest, "its delta chain loops or is too deep")
+                base_codec, base_data = self._row(base_digest)
+                known = self._remember(
+                    base_digest, self._decode(base_digest, base_codec, base_data, depth + 1)
+                )
+            if prefix + suffix > len(known):
+                raise self._damaged(digest, "its delta reaches past its base")
+            tail = known[len(known) - suffix :] if suffix else b""
+            return b"".join((known[:prefix], middle, tail))
         raise TapeError(f"{self.path}: blob codec {codec} is unknown; upgrade seamtape")
+
+    def _unpack(self, digest: bytes, data: bytes) -> tuple[bytes, int, int, bytes]:
+        if len(data) < _DELTA_HEADER.size:
+            raise self._damaged(digest, "its delta header is cut short")
+        return _unpack_delta(data)
+
+    def _damaged(self, digest: bytes, why: str) -> DamagedTapeError:
+        return DamagedTapeError(
+            f"{self.path}: damaged tape, blob {digest.hex()[:12]} {why}: run `seamtape verify`",
+            reason=why,
+        )
 
     def _compact(self) -> None:
         """Store the blobs this handle wrote raw in their compact form.
@@ -476,7 +516,7 @@ class Tape:
                 chain = self._delta_chain(db, base)
                 if digest in chain or len(chain) > _DELTA_MAX_DEPTH:
                     continue  # a cycle (A, B, A in one run), or a chain too long to decode
-                body, base_body = self._raw_blob(db, digest), self.blob(base)
+                body, base_body = self._raw_blob(db, digest), self.blob(base, verify=False)
                 prefix = _common_prefix(base_body, body)
                 suffix = _common_suffix(base_body, body, min(len(base_body), len(body)) - prefix)
                 if prefix + suffix < len(body) // 2:
@@ -752,9 +792,9 @@ class Tape:
                 "SELECT hash, size, codec, data FROM blob"
             ):
                 try:
-                    body = self._decode(codec, data)
-                except Exception as exc:  # a damaged zstd frame, reported not raised
-                    problems.append(f"blob {digest.hex()[:12]}: cannot decompress ({exc})")
+                    body = self._decode(digest, codec, data)
+                except DamagedTapeError as exc:  # a damaged frame or delta, reported not raised
+                    problems.append(f"blob {digest.hex()[:12]}: {exc.reason}")
                     continue
                 if len(body) != size or blob_hash(body) != digest:
                     problems.append(f"blob {digest.hex()[:12]}: content does not match its hash")
