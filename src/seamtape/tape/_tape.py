@@ -295,17 +295,17 @@ class Tape:
             with self._lock, self._guard():
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    if version > 0:  # another process may have upgraded it since it opened
-                        row = self._db.execute(
-                            "SELECT value FROM meta WHERE key='schema_version'"
-                        ).fetchone()
-                        version = int(row[0]) if row is not None else version
+                    # Read again under the write lock: another process or thread may have
+                    # created or upgraded the tape since this handle read it (many opening one
+                    # new path at once), and then there is less, or nothing, to do.
+                    version = self._schema_version(create=True)
                     for migrate in _MIGRATIONS[version:]:
                         migrate(self._db)
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
+                    if version < SCHEMA_VERSION:
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
+                            (str(SCHEMA_VERSION),),
+                        )
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise

@@ -1,0 +1,76 @@
+"""Many processes and threads that open one new tape path at the same moment all succeed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+from seamtape.tape import SCHEMA_VERSION, Tape
+
+PROCESSES = 12
+THREADS = 48
+
+
+def _open_after(barrier: threading.Barrier | object, path: str, errors: list[str]) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        tape = Tape(path, create=True)
+        tape.create_run("one of many")
+        tape.close()
+    except Exception as exc:  # every failure is collected and shown, not raised in a thread
+        errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def _child(barrier: object, path: str, results: object) -> None:
+    errors: list[str] = []
+    _open_after(barrier, path, errors)
+    results.put(errors[0] if errors else "")  # type: ignore[attr-defined]
+
+
+def _schema_of(path: Path) -> tuple[list[tuple[str, str]], int, int]:
+    with sqlite3.connect(path) as db:
+        meta = db.execute("SELECT key, value FROM meta").fetchall()
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()
+        runs = db.execute("SELECT count(*) FROM run").fetchone()
+    return meta, tables[0], runs[0]
+
+
+def test_processes_creating_one_tape_at_once_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "new.tape"
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(PROCESSES)
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=_child, args=(barrier, str(path), results)) for _ in range(PROCESSES)
+    ]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    assert [o for o in outcomes if o] == []
+    assert all(child.exitcode == 0 for child in children)
+    meta, tables, runs = _schema_of(path)
+    assert meta == [("schema_version", str(SCHEMA_VERSION))]
+    assert runs == PROCESSES
+    assert tables >= 5
+
+
+def test_threads_creating_one_tape_at_once_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "new.tape"
+    barrier = threading.Barrier(THREADS)
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=_open_after, args=(barrier, str(path), errors))
+        for _ in range(THREADS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    meta, _, runs = _schema_of(path)
+    assert meta == [("schema_version", str(SCHEMA_VERSION))]
+    assert runs == THREADS
