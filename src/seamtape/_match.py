@@ -118,9 +118,9 @@ def explain(recorded: bytes, new: bytes) -> tuple[str, Any, Any]:
         return "", None, None
     try:
         a, b = json.loads(recorded), json.loads(new)
-    except (ValueError, UnicodeDecodeError):
+        found = _first_json_difference(a, b, "$")
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _byte_diff(recorded, new)
-    found = _first_json_difference(a, b, "$")
     if found is None:  # same JSON, different bytes: key order or spacing
         return _byte_diff(recorded, new)
     path, old, fresh = found

@@ -129,7 +129,7 @@ def _pretty(body: bytes) -> str:
         return f"({len(body)} bytes of binary data)"
     try:
         return json.dumps(_mask(json.loads(text)), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply: shown as text
         pass
     lines = []
     for line in text.splitlines():
@@ -137,7 +137,7 @@ def _pretty(body: bytes) -> str:
         if sep and field == "data" and value.strip().startswith(("{", "[")):
             try:
                 value = json.dumps(_mask(json.loads(value)), ensure_ascii=False)
-            except ValueError:
+            except (ValueError, RecursionError):
                 value = value.strip()
             lines.append(f"data: {value}")
         else:

@@ -390,7 +390,7 @@ class Tape:
                     "SELECT codec, data FROM blob WHERE hash=?", (digest,)
                 ).fetchone()
             if row is None:
-                raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
+                raise self._damaged(digest, "is missing")
         return row
 
     def blob(self, digest: bytes, *, remember: bool = True, verify: bool = True) -> bytes:

@@ -29,8 +29,10 @@ def _checked(api: str, part: str, action: Callable[..., T], *args: Any) -> T:
         raise CodecError(f"{api}: {exc}") from exc
     except KeyError as exc:
         raise CodecError(f"{api}: malformed {part}: missing field {exc}") from exc
-    except (TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (TypeError, AttributeError, IndexError, ValueError, ArithmeticError) as exc:
         raise CodecError(f"{api}: malformed {part}: {type(exc).__name__}: {exc}") from exc
+    except RecursionError:
+        raise CodecError(f"{api}: malformed {part}: nested too deeply to read") from None
 
 
 def _request_body(api: str, body: bytes) -> dict[str, Any]:
@@ -104,8 +106,30 @@ def decode(
         )
     else:
         _decode_error(found, step, response_headers, response_body)
+    _checked(api, "response", _check_shape, step)
     step.cost_usd = cost(step)
     return step
+
+
+_TEXT_FIELDS = ("model", "system", "text", "stop_reason", "response_id", "error_type")
+
+
+def _check_shape(step: Step) -> None:
+    """Refuse a step whose fields came out of the JSON with the wrong types (a model given as a
+    list, a token count as text): everything downstream of a codec relies on them."""
+    for name in _TEXT_FIELDS:
+        value = getattr(step, name)
+        if not isinstance(value, str):
+            raise CodecError(f"malformed response: {name} is {type(value).__name__}, not text")
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        value = getattr(step.usage, name)
+        if type(value) is not int:
+            raise CodecError(
+                f"malformed response: {name} is {type(value).__name__}, not an integer"
+            )
+    for call in step.tool_calls:
+        if not isinstance(call.name, str) or not isinstance(call.id, str):
+            raise CodecError("malformed response: a tool call's name or id is not text")
 
 
 def encode_response(step: Step, *, stream: bool) -> EncodedResponse:

@@ -15,6 +15,8 @@ def load(data: bytes | str, what: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CodecError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CodecError(f"{what} is JSON nested too deeply to read") from None
 
 
 def load_object(data: bytes | str, what: str) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def call(id: str, name: str, arguments: Any) -> ToolCall:
             return ToolCall(id, name, {})
         try:
             arguments_value = json.loads(arguments)
-        except ValueError:
+        except (ValueError, RecursionError):
             return ToolCall(id, name, {}, raw_arguments=arguments)
         if isinstance(arguments_value, dict):
             return ToolCall(id, name, arguments_value)
@@ -67,5 +69,5 @@ def arguments_value(call: ToolCall) -> Any:
         return call.arguments
     try:
         return json.loads(call.raw_arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return call.raw_arguments
