@@ -31,6 +31,7 @@ _EXPORTS = {
     "NetworkBlockedError": "._errors",
     "NondetSource": "._nondet",
     "NotReplayableError": "._errors",
+    "Redaction": "._match",
     "RunDiff": ".lenses.diff",
     "SeamtapeError": "._errors",
     "SecretWarning": "._errors",
@@ -72,6 +73,7 @@ __all__ = [
     "NetworkBlockedError",
     "NondetSource",
     "NotReplayableError",
+    "Redaction",
     "RunDiff",
     "SeamtapeError",
     "SecretWarning",
@@ -117,6 +119,7 @@ if TYPE_CHECKING:
         UnknownRunError,
         UpstreamError,
     )
+    from ._match import Redaction
     from ._nondet import NondetSource
     from ._session import Session, extend, record, replay
     from .engine.blame import BlameReport, StepBlame, blame

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from seamtape._errors import DamagedTapeError, DivergenceError, GuardTripped, SecretWarning
-from seamtape._match import canonical_url, explain, find_secret, redact_headers
+from seamtape._match import Redaction, canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
 from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
 
@@ -131,6 +131,7 @@ class Cursor:
         extend: bool = False,
         matching: Matching | None = None,
         guard: Guard | None = None,
+        redaction: Redaction | None = None,
     ) -> None:
         if extend and not live:
             raise ValueError("an extending cursor records what it cannot serve: it must be live")
@@ -152,6 +153,9 @@ class Cursor:
         self._substitute = substitute  # a fork's answer to the first request past the prefix
         self._extend = extend
         self._matching = matching or Matching()
+        # Secrets masked in bodies before they are stored, and in a replayed request before it
+        # is compared: the stored body is already redacted, so most requests match unredacted.
+        self._redaction = redaction
         # Recording state.
         self._seq = 0
         self._in_flight = 0
@@ -222,7 +226,9 @@ class Cursor:
                 self.tripped = trip
             raise
 
-    def _serve(self, method: str, url: str, body: bytes) -> Playback | None:
+    def _serve(
+        self, method: str, url: str, body: bytes, *, redacted: bool = False
+    ) -> Playback | None:
         """The recorded response to this request; None when an extending cursor stops serving."""
         pos = self._next
         expected = self._served[pos]
@@ -250,6 +256,11 @@ class Cursor:
         for candidate in self._candidates(method, url, received):
             if self._served[candidate].batch == expected.batch:
                 return self._consume(candidate, received)
+        if self._redaction is not None and not redacted:
+            # A request that carries a secret was stored redacted: compare it redacted too.
+            masked = self._redaction.apply(body)
+            if masked is not body:
+                return self._serve(method, url, masked, redacted=True)
         if self._matching.lenient:
             playback = self._alternative(method, url, body)
             if playback is not None:
@@ -481,16 +492,14 @@ class Cursor:
         return ticket
 
     def _finish(self, ticket: Ticket) -> None:
-        for side, data in (("request", ticket.body), ("response", b"".join(ticket.parts))):
-            label = find_secret(data)
-            if label:
-                warnings.warn(
-                    SecretWarning(
-                        f"run {self.run} step {ticket.seq}: the {side} body contains what "
-                        f"looks like {label}; it was written to the tape as is"
-                    ),
-                    stacklevel=3,
-                )
+        request, response = ticket.body, b"".join(ticket.parts)
+        if self._redaction is not None:
+            request, redacted = self._redaction.apply(request), self._redaction.apply(response)
+            if redacted is not response:
+                ticket.timings = None  # the recorded chunk sizes no longer add up: served whole
+            response = redacted
+        else:
+            self._warn_secrets(ticket, request, response)
         ended = time.time()
         with self._lock:
             self._in_flight -= 1
@@ -498,11 +507,26 @@ class Cursor:
             if not ticket.substituted:  # a fork's substituted answer never went out
                 self.live_exchanges += 1
             draws = self._take_draws()
-        self.tape.add_exchange(*self._build(ticket, ended, draws))
+        self.tape.add_exchange(*self._build(ticket, ended, draws, request, response))
 
-    def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
-        request_hash = blob_hash(ticket.body)
-        response_body = b"".join(ticket.parts)
+    def _warn_secrets(self, ticket: Ticket, request: bytes, response: bytes) -> None:
+        for side, data in (("request", request), ("response", response)):
+            label = find_secret(data)
+            if label:
+                warnings.warn(
+                    SecretWarning(
+                        f"run {self.run} step {ticket.seq}: the {side} body contains what "
+                        f"looks like {label}; redaction is off, so it was written to the tape"
+                    ),
+                    stacklevel=4,
+                )
+
+    def _build(
+        self, ticket: Ticket, ended: float, draws: list[Draw], request: bytes, response: bytes
+    ) -> Record:
+        """The exchange to store: ``request`` and ``response`` are the bodies as redacted."""
+        request_hash = blob_hash(request)
+        response_body = response
         response_headers = _text_pairs(ticket.response_headers)
         hook = self._matching.before_record_response
         if hook is not None and ticket.status:
@@ -543,7 +567,7 @@ class Cursor:
         )
         with self._lock:
             self._digest.add_exchange(ticket.seq, digest)
-        return exchange, ticket.body, response_body, draws
+        return exchange, request, response_body, draws
 
     def _record_draw(self, kind: str, value: Any) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from seamtape._errors import (
     SeamtapeError,
     UpstreamError,
 )
-from seamtape._match import explain
+from seamtape._match import Redaction, canonical_url, explain
 from seamtape._nondet import NondetSource
 from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
 from seamtape.tape import RunInfo, Tape, remove_tape
@@ -51,6 +51,7 @@ class Session:
         sim_policy: str | None = None,
         matching: Matching | None = None,
         guards: Any = None,
+        redact: bool | Redaction = True,
     ) -> None:
         if mode not in ("record", "replay", "fork"):
             raise ValueError(f"mode must be 'record', 'replay' or 'fork', not {mode!r}")
@@ -77,6 +78,8 @@ class Session:
         self._extend = extend
         # Lint rules run live before each request leaves (a seamtape.Guards, a lint config).
         self._guards = guards
+        # True: the default rules; a Redaction: the user's; False: bodies stored as sent.
+        self._redaction = _redaction(redact)
         self._result: Any = _UNSET
         self.recorded: RunInfo | None = None
         self._tape: Tape | None = None
@@ -95,8 +98,9 @@ class Session:
         try:
             self._open_extra_tapes()
             if self.mode == "record":
+                upstream = None if self._upstream is None else canonical_url(self._upstream)
                 self.run_id = tape.create_run(
-                    self.name, upstream=self._upstream, sim_policy=self._sim_policy
+                    self.name, upstream=upstream, sim_policy=self._sim_policy
                 )
                 self._cursor = Cursor(
                     tape,
@@ -104,6 +108,7 @@ class Session:
                     live=True,
                     matching=self._matching,
                     guard=self._guard_for(tape, self.run_id),
+                    redaction=self._redaction,
                 )
             else:
                 self.recorded = parent = tape.run(self._run_arg)
@@ -119,6 +124,7 @@ class Session:
                         served_draws=tape.draws(parent.id),
                         live=False,
                         matching=self._matching,
+                        redaction=self._redaction,
                     )
                 else:
                     self._choose_live_upstream(parent)
@@ -201,6 +207,7 @@ class Session:
             extend=self._extend,
             matching=self._matching,
             guard=self._guard_for(tape, self.run_id),
+            redaction=self._redaction,
         )
 
     def _guard_for(self, tape: Tape, run_id: str) -> Any:
@@ -461,6 +468,7 @@ def record(
     sim_policy: str | None = None,
     matching: Matching | None = None,
     guards: Any = None,
+    redact: bool | Redaction = True,
 ) -> Session:
     """Record a new run into the tape at ``path`` (created if missing).
 
@@ -469,7 +477,9 @@ def record(
     seamtape simulator, ``sim_policy`` (its policy spec) is stored with the run, so a fork
     or a re-recording restarts the same simulator. ``guards`` (a ``seamtape.Guards``, or a
     lint configuration as a mapping or a file) runs the lint rules before each request
-    leaves and stops the run with ``seamtape.GuardTripped``.
+    leaves and stops the run with ``seamtape.GuardTripped``. ``redact`` masks
+    secrets in bodies before they are stored (``Redaction`` adds rules, False turns it off);
+    replay with the same rules.
     """
     return Session(
         path,
@@ -480,6 +490,7 @@ def record(
         sim_policy=sim_policy,
         matching=matching,
         guards=guards,
+        redact=redact,
     )
 
 
@@ -490,10 +501,20 @@ def replay(
     intercept: bool = False,
     partial: bool = False,
     matching: Matching | None = None,
+    redact: bool | Redaction = True,
 ) -> Session:
     """Replay a run bit-exact, with no network: by default the tape's latest recorded run
-    (never a fork or a blame trial)."""
-    return Session(path, "replay", run=run, intercept=intercept, partial=partial, matching=matching)
+    (never a fork or a blame trial). ``redact`` applies the recording's redaction to each
+    request before it is compared."""
+    return Session(
+        path,
+        "replay",
+        run=run,
+        intercept=intercept,
+        partial=partial,
+        matching=matching,
+        redact=redact,
+    )
 
 
 def extend(
@@ -505,6 +526,7 @@ def extend(
     upstream: str | None = None,
     sim_policy: str | None = None,
     matching: Matching | None = None,
+    redact: bool | Redaction = True,
 ) -> Session:
     """Serve a recorded run while the agent's requests match it, and record live from the
     first that does not: a new run in the same tape that shares the matching prefix."""
@@ -519,4 +541,11 @@ def extend(
         extend=True,
         sim_policy=sim_policy,
         matching=matching,
+        redact=redact,
     )
+
+
+def _redaction(redact: bool | Redaction) -> Redaction | None:
+    if isinstance(redact, Redaction):
+        return redact
+    return Redaction() if redact else None
