@@ -496,3 +496,42 @@ def test_the_example_project_replays_offline_from_its_committed_tape() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert [p.read_bytes() for p in tapes] == before
+
+
+# -- a run killed mid-recording --------------------------------------------------------
+
+
+def test_a_recording_left_by_a_killed_run_is_removed_next_run_with_a_line(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tape = record(project)
+    before = tape.read_bytes()
+    project.makepyfile(
+        test_agent="""
+        import os, signal
+        from agent import ask
+
+        def test_ask(tape):
+            tape.result = ask(tape)
+            os.kill(os.getpid(), signal.SIGKILL)  # stopped mid-recording, as by the OOM killer
+        """
+    )
+    killed = project.runpytest_subprocess("--tape-mode=all", "-p", "no:hypothesispytest")
+    assert killed.ret == -9
+    # the scratch copy the killed run was writing, and its write-ahead log
+    [left] = [p for p in leftovers(tape.parent) if p.suffix == ".recording"]
+    # A scratch another live process is writing (a parallel worker) is never touched.
+    with subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE) as other:
+        live = tape.with_name(f".{tape.name}.{other.pid}-0badc0de.recording")
+        live.write_bytes(b"")
+        project.makepyfile(test_agent=TEST)
+
+        result = project.runpytest()  # a replay: it cleans up too
+
+        other.communicate(b"\n")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [f"seamtape: removed {left.name}, a recording left unfinished beside {tape.name}*"]
+    )
+    assert leftovers(tape.parent) == [live]
+    assert tape.read_bytes() == before

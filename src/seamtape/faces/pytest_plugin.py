@@ -492,7 +492,7 @@ def _open(
 ) -> _TapeUse:
     """Open the session the mode asks for: a replay of the tape, or a recording aside."""
     from seamtape._errors import SeamtapeError
-    from seamtape.tape import Rewrite
+    from seamtape.tape import Rewrite, remove_leftovers
 
     label = _relative(path, request.config)
     exists = path.is_file()
@@ -503,6 +503,12 @@ def _open(
             pytrace=False,
         )
     replaying = exists and mode in ("none", "once")
+    for leftover in remove_leftovers(path):
+        _say(
+            request.config,
+            f"seamtape: removed {leftover.name}, a recording left unfinished beside "
+            f"{path.name} by a stopped run; the tape is as it was before that run",
+        )
     rewrite = None
     try:
         if not replaying:
@@ -521,6 +527,17 @@ def _open(
 
         use.stack.enter_context(blocking(settings.allowed_hosts))
     return use
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """One line on the terminal (or a warning where there is none, as in an xdist worker)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        import warnings
+
+        warnings.warn(line, stacklevel=2)
 
 
 def _session(

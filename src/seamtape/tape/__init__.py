@@ -6,7 +6,13 @@ rewrites a tape atomically.
 """
 
 from ._digest import Digest, exchange_hash
-from ._maintenance import Rewrite, copy_tape, remove_tape
+from ._maintenance import (
+    Rewrite,
+    copy_tape,
+    leftover_recordings,
+    remove_leftovers,
+    remove_tape,
+)
 from ._tape import SCHEMA_VERSION, Draw, Exchange, Record, RunInfo, Tape, blob_hash
 from ._verify import VerifyReport, run_digest, verify
 
@@ -23,6 +29,8 @@ __all__ = [
     "blob_hash",
     "copy_tape",
     "exchange_hash",
+    "leftover_recordings",
+    "remove_leftovers",
     "remove_tape",
     "run_digest",
     "verify",

@@ -7,6 +7,7 @@ one atomic rename on the same file system; a crash midway leaves the old tape un
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import sqlite3
 import uuid
@@ -15,7 +16,7 @@ from types import TracebackType
 
 from .._errors import TapeError
 
-__all__ = ["Rewrite", "copy_tape", "remove_tape"]
+__all__ = ["Rewrite", "copy_tape", "leftover_recordings", "remove_leftovers", "remove_tape"]
 
 
 def copy_tape(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
@@ -43,17 +44,59 @@ def _remove_sidecars(path: Path) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
+def leftover_recordings(path: str | os.PathLike[str]) -> list[Path]:
+    """Scratch copies beside the tape at ``path`` whose writing process is gone: a run killed
+    before it could swap its recording in or drop it.
+
+    A scratch is named for the process writing it; one whose process still runs (another
+    pytest worker recording the same tape) is not a leftover. Names without a process id
+    come from an older seamtape and are leftovers.
+    """
+    path = Path(path)
+    found = []
+    for scratch in sorted(path.parent.glob(f".{glob.escape(path.name)}.*.recording")):
+        owner = scratch.name[len(path.name) + 2 : -len(".recording")].partition("-")[0]
+        if not (owner.isdigit() and _running(int(owner))):
+            found.append(scratch)
+    return found
+
+
+def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``leftover_recordings`` beside a tape; returns what was removed."""
+    removed = leftover_recordings(path)
+    for leftover in removed:
+        remove_tape(leftover)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 class Rewrite:
     """A scratch copy of the tape at ``path``, swapped in by :meth:`commit` or dropped.
 
     ``copy=False`` starts the scratch empty (a tape recorded anew). Used as a context
-    manager, a block that ends without ``commit()`` discards the scratch.
+    manager, a block that ends without ``commit()`` discards the scratch. Scratch copies left
+    beside the tape by a killed run are removed first and listed in ``removed``: the tape
+    itself is as that run found it, since only a finished recording is swapped in.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, copy: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.scratch = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.recording")
+        self.removed = remove_leftovers(self.path)
+        self.scratch = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.recording"
+        )
         self._done = False
         if copy and self.path.is_file():
             copy_tape(self.path, self.scratch)
