@@ -156,6 +156,7 @@ class Cursor:
         # Secrets masked in bodies before they are stored, and in a replayed request before it
         # is compared: the stored body is already redacted, so most requests match unredacted.
         self._redaction = redaction
+        self._parsed_headers: dict[str, list[Any]] = {}
         # Recording state.
         self._seq = 0
         self._in_flight = 0
@@ -321,11 +322,11 @@ class Cursor:
         return Playback(
             step=ex.seq,
             status=ex.status,
-            headers=_header_pairs(ex.response_headers_json),
+            headers=self._headers(ex.response_headers_json),
             http_version=ex.http_version,
             reason=ex.reason,
             parts=_split(response_body, ex.chunks_json),
-            error=ex.error,
+            error=None if ex.error_json is None else ex.error,
         )
 
     def _alternative(self, method: str, url: str, body: bytes) -> Playback | None:
@@ -374,6 +375,16 @@ class Cursor:
             parts=_split(tape.blob(ex.response_body, remember=False), ex.chunks_json),
             error=ex.error,
         )
+
+    def _headers(self, headers_json: str) -> list[Any]:
+        """Recorded response headers, parsed once per distinct set: a provider sends the same
+        few headers on every response, so most steps share one parse."""
+        pairs = self._parsed_headers.get(headers_json)
+        if pairs is None:
+            pairs = _header_pairs(headers_json)
+            if len(self._parsed_headers) < 256:
+                self._parsed_headers[headers_json] = pairs
+        return list(pairs)  # the seam's library may keep the list: each response its own
 
     def _prefetch(self, pos: int) -> None:
         """Read the stored bodies of the next exchanges in one query, once per window."""
