@@ -69,6 +69,8 @@ class Step:
     Request side: ``model``, ``system``, ``messages``, ``tools``, ``tool_results`` (those in the
     latest turn), ``stream``. Response side: ``text``, ``tool_calls``, ``stop_reason``, ``usage``,
     ``cost_usd``. ``api`` names the wire format, e.g. ``"anthropic.messages"``.
+    ``server_tool_calls`` are tools the provider ran itself (web search, code execution):
+    kept apart from ``tool_calls``, which the agent must answer.
 
     ``stop_reason`` is normalized: ``"end_turn"``, ``"tool_use"``, ``"max_tokens"``,
     ``"stop_sequence"``, ``"content_filter"``, or ``"error"`` for a non-2xx response or an error
@@ -96,3 +98,4 @@ class Step:
     status: int | None = None
     error_type: str = ""
     created: int = 0
+    server_tool_calls: list[ToolCall] = field(default_factory=list)

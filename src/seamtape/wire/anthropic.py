@@ -110,6 +110,9 @@ def is_stream(url: str, body: dict[str, Any]) -> bool:
 # --- response --------------------------------------------------------------------------------
 
 
+_SERVER_CALLS = ("server_tool_use", "mcp_tool_use")
+
+
 def usage_in(raw: dict[str, Any]) -> Usage:
     return Usage(
         input_tokens=raw.get("input_tokens") or 0,
@@ -131,6 +134,10 @@ def fill_message(step: Step, message: dict[str, Any]) -> None:
             texts.append(block.get("text", ""))
         elif block.get("type") == "tool_use":
             step.tool_calls.append(_json.call(block["id"], block["name"], block.get("input")))
+        elif block.get("type") in _SERVER_CALLS:  # web search, code execution, MCP: run by the API
+            step.server_tool_calls.append(
+                _json.call(block.get("id", ""), block.get("name", ""), block.get("input"))
+            )
     step.text = "".join(texts)
     step.stop_reason = stop_in(message.get("stop_reason"))
     step.usage = usage_in(message.get("usage") or {})
@@ -165,7 +172,7 @@ class StreamState:
         block: dict[str, Any] | None
         if kind == "content_block_start":
             block = dict(data["content_block"])
-            if block.get("type") == "tool_use":
+            if block.get("type") in ("tool_use", *_SERVER_CALLS):
                 block["partial_json"] = ""
             self.blocks[data["index"]] = block
         elif kind == "content_block_delta":

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import _aws, _json, _pieces
 from ._codec import Codec, EncodedResponse, Headers, header, json_response
-from ._step import Message, Step, ToolResult, ToolSpec, Usage
+from ._step import Message, Step, ToolCall, ToolResult, ToolSpec, Usage
 from ._turns import join, latest_tool_results
 from .errors import CodecError
 
@@ -14,6 +14,7 @@ API = "bedrock.converse"
 PATH = _aws.path("converse|converse-stream")
 
 _STOP_OUT = {"content_filter": "content_filtered"}
+_SERVER = "server_tool_use"  # toolUse.type of a tool Bedrock runs itself
 _STOP_IN = {v: k for k, v in _STOP_OUT.items()}
 
 
@@ -39,16 +40,23 @@ def _result(raw: dict[str, Any]) -> ToolResult:
     return ToolResult(raw["toolUseId"], join(parts), is_error=raw.get("status") == "error")
 
 
-def _message(raw: dict[str, Any]) -> Message:
+def _message(raw: dict[str, Any], server_calls: list[ToolCall] | None = None) -> Message:
+    """A message; calls to tools the service runs itself go to ``server_calls``, if given."""
     message = Message(role=raw["role"])
+    server_calls = [] if server_calls is None else server_calls
     texts = []
     for block in raw.get("content") or []:
         if "text" in block:
             texts.append(block["text"])
         elif "toolUse" in block:
             use = block["toolUse"]
-            message.tool_calls.append(_json.call(use["toolUseId"], use["name"], use.get("input")))
-        elif "toolResult" in block:
+            call = _json.call(use["toolUseId"], use["name"], use.get("input"))
+            if use.get("type") == _SERVER:
+                server_calls.append(call)
+            else:
+                message.tool_calls.append(call)
+        elif "toolResult" in block and block["toolResult"].get("type") is None:
+            # a toolResult with a type is a server tool's answer, not the agent's
             message.tool_results.append(_result(block["toolResult"]))
     message.text = join(texts)
     return message
@@ -96,7 +104,7 @@ def _usage_in(raw: dict[str, Any]) -> Usage:
 
 def _fill_json(step: Step, body: dict[str, Any]) -> None:
     message = (body.get("output") or {}).get("message") or {}
-    decoded = _message({"role": "assistant", **message})
+    decoded = _message({"role": "assistant", **message}, step.server_tool_calls)
     step.text = "".join(b["text"] for b in message.get("content") or [] if "text" in b)
     step.tool_calls = decoded.tool_calls
     step.stop_reason = _stop_in(body.get("stopReason"))
@@ -108,13 +116,14 @@ def _fill_stream(step: Step, events: list[tuple[str, dict[str, Any]]]) -> None:
     stopped = finished = False
     for kind, payload in events:
         if kind == "contentBlockStart":
-            use = (payload.get("start") or {}).get("toolUse") or {}
-            blocks[payload["contentBlockIndex"]] = {
-                "id": use.get("toolUseId", ""),
-                "name": use.get("name", ""),
-                "input": "",
-                "text": "",
-            }
+            start = payload.get("start") or {}
+            block = {"text": "", "input": ""}
+            if "toolUse" in start:
+                use = start["toolUse"] or {}
+                block.update(id=use.get("toolUseId", ""), name=use.get("name", ""))
+                block["server"] = "yes" if use.get("type") == _SERVER else ""
+            # a toolResult block is a server tool's answer: neither text nor a call to make
+            blocks[payload["contentBlockIndex"]] = block
         elif kind == "contentBlockDelta":
             # text blocks get no contentBlockStart: their first delta opens them
             block = blocks.setdefault(payload["contentBlockIndex"], {"text": "", "input": ""})
@@ -132,7 +141,9 @@ def _fill_stream(step: Step, events: list[tuple[str, dict[str, Any]]]) -> None:
         raise CodecError(f"stream ended before {missing} (after {len(events)} events)")
     ordered = [blocks[i] for i in sorted(blocks)]
     step.text = "".join(b["text"] for b in ordered)
-    step.tool_calls = [_json.call(b["id"], b["name"], b["input"]) for b in ordered if "id" in b]
+    calls = [(b, _json.call(b["id"], b["name"], b["input"])) for b in ordered if "id" in b]
+    step.tool_calls = [call for b, call in calls if not b.get("server")]
+    step.server_tool_calls = [call for b, call in calls if b.get("server")]
 
 
 def decode_response(step: Step, url: str, headers: Headers, body: bytes, framed: bool) -> None:

@@ -95,7 +95,9 @@ def _message(raw: dict[str, Any]) -> Message:
 
 def _tools(body: dict[str, Any]) -> list[ToolSpec]:
     specs = []
-    for tool in body.get("tools") or []:
+    tools = body.get("tools") or []
+    # the API also accepts a single Tool object where the reference shows a list
+    for tool in [tools] if isinstance(tools, dict) else tools:
         for f in _get(tool, "functionDeclarations", "function_declarations") or []:
             schema = (
                 _get(f, "parametersJsonSchema", "parameters_json_schema")
@@ -143,6 +145,8 @@ def _fill_chunks(step: Step, chunks: list[dict[str, Any]], *, stream: bool) -> N
     texts: list[str] = []
     finish = None
     for chunk in chunks:
+        if chunk.get("usageMetadata"):  # an error chunk may carry the tokens billed so far
+            step.usage = _usage_in(chunk["usageMetadata"])
         if chunk.get("error"):
             error = chunk["error"]
             step.stop_reason, step.error_type = "error", error.get("status", "")
@@ -163,6 +167,9 @@ def _fill_chunks(step: Step, chunks: list[dict[str, Any]], *, stream: bool) -> N
                     step.tool_calls.append(
                         _json.call(call.get("id", ""), call["name"], call.get("args"))
                     )
+                elif "executableCode" in part:  # code Gemini runs itself
+                    code = part["executableCode"] or {}
+                    step.server_tool_calls.append(_json.call("", "code_execution", code))
                 elif "text" in part and not part.get("thought"):
                     texts.append(part["text"])
             finish = candidate.get("finishReason") or finish

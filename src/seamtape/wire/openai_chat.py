@@ -108,6 +108,20 @@ def _usage_in(raw: dict[str, Any]) -> Usage:
     )
 
 
+def _content_text(content: Any) -> str:
+    """Message or delta content as text: a string, or (as OpenAI-compatible servers such as
+    Mistral's send it) a list of typed parts whose text parts are joined."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    raise CodecError(f"content is JSON {type(content).__name__}, not text or a list of parts")
+
+
 def _fill_common(step: Step, raw: dict[str, Any]) -> None:
     step.response_id = raw.get("id") or step.response_id
     step.model = raw.get("model") or step.model
@@ -120,7 +134,7 @@ def _fill_completion(step: Step, completion: dict[str, Any]) -> None:
     _fill_common(step, completion)
     choice = completion["choices"][0]
     message = choice["message"]
-    step.text = message.get("content") or message.get("refusal") or ""
+    step.text = _content_text(message.get("content")) or message.get("refusal") or ""
     for call in message.get("tool_calls") or []:
         function = call["function"]
         step.tool_calls.append(
@@ -138,20 +152,20 @@ def _fill_stream(step: Step, events: list[sse.Event]) -> None:
             done = True
             break
         chunk = _json.load_object(event.data, f"SSE event {number} data")
+        _fill_common(step, chunk)  # an error chunk may carry the usage billed so far
         if chunk.get("error"):
             error = chunk["error"]
             step.stop_reason, step.error_type = (
                 "error",
-                error.get("code") or error.get("type") or "",
+                str(error.get("code") or error.get("type") or ""),  # OpenRouter: an HTTP status
             )
             step.text = error.get("message", "")
             return
-        _fill_common(step, chunk)
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            texts.append(delta.get("content") or "")
+            texts.append(_content_text(delta.get("content")))
             for part in delta.get("tool_calls") or []:
                 # the first fragment of a call carries its id and name, later ones argument text
                 call = calls.setdefault(

@@ -61,6 +61,10 @@ def _messages(items: Any) -> list[Message]:
     return messages
 
 
+# A background-mode response polled before it finished, or one cancelled before it did.
+_UNFINISHED = ("queued", "in_progress", "cancelled")
+
+
 def _tools(body: dict[str, Any]) -> list[ToolSpec]:
     # built-in tools (web_search, file_search, ...) have only a type
     return [
@@ -116,6 +120,13 @@ def _fill_response(step: Step, response: dict[str, Any]) -> None:
             step.tool_calls.append(
                 _json.call(item["call_id"], item["name"], item.get("arguments", ""))
             )
+        elif str(item.get("type", "")).endswith("_call") and item["type"] != "custom_tool_call":
+            # web_search_call, code_interpreter_call, mcp_call, ...: run by OpenAI itself
+            step.server_tool_calls.append(
+                _json.call(
+                    item.get("id", ""), item["type"].removesuffix("_call"), item.get("action")
+                )
+            )
     step.text = "".join(texts)
     status = response.get("status")
     if status == "failed":
@@ -128,6 +139,8 @@ def _fill_response(step: Step, response: dict[str, Any]) -> None:
     elif status == "incomplete":
         reason = (response.get("incomplete_details") or {}).get("reason", "")
         step.stop_reason = _INCOMPLETE_IN.get(reason, reason)
+    elif status in _UNFINISHED:
+        step.stop_reason = status  # a background response not yet done is no finished turn
     else:
         step.stop_reason = "tool_use" if step.tool_calls else "end_turn"
 
@@ -138,7 +151,7 @@ def _fill_stream(step: Step, events: list[sse.Event]) -> None:
         data = _json.load_object(event.data, f"SSE event {number} data")
         kind = data.get("type")
         if kind == "error":
-            step.stop_reason, step.error_type = "error", data.get("code") or ""
+            step.stop_reason, step.error_type = "error", str(data.get("code") or "")
             step.text = data.get("message", "")
             return
         if kind in ("response.output_item.added", "response.output_item.done"):
