@@ -189,3 +189,22 @@ def test_show_and_diff_list_an_unreadable_response_as_raw_bytes(
     assert "Traceback" not in shown.stdout + shown.stderr
     diffed = cli("diff", str(tape), str(tape), cwd=tmp_path)
     assert diffed.returncode == 0 and "Traceback" not in diffed.stdout + diffed.stderr
+
+
+def test_show_says_price_unknown_rather_than_zero(tmp_path: Path) -> None:
+    response = json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-nonesuch-9",
+            "content": [{"type": "text", "text": "hi"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1200, "output_tokens": 30},
+        }
+    ).encode()
+    tape = _tape_with_response(tmp_path / "unpriced.tape", response)
+    shown = cli("show", str(tape), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "cost price unknown for claude-nonesuch-9" in shown.stdout
+    assert "$0.000000" not in shown.stdout

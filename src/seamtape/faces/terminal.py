@@ -189,7 +189,7 @@ def _cells(row: StepRow) -> list[str]:
             step.stop_reason or "",
             ", ".join(call.name for call in step.tool_calls),
             f"{_tokens_in(step)}/{step.usage.output_tokens}",
-            "-" if step.cost_usd is None else f"{step.cost_usd:.6f}",
+            "unknown" if step.cost_usd is None else f"{step.cost_usd:.6f}",
         ]
     return [
         str(ex.seq),
@@ -207,8 +207,13 @@ def _totals(info: RunInfo, rows: list[StepRow]) -> str:
     tokens_in = sum(_tokens_in(s) for s in steps)
     tokens_out = sum(s.usage.output_tokens for s in steps)
     priced = [s.cost_usd for s in steps if s.cost_usd is not None]
-    unpriced = len(steps) - len(priced)
-    cost = f"${sum(priced):.6f}" + (f" ({unpriced} steps unpriced)" if unpriced else "")
+    unpriced = sorted({s.model or "no model named" for s in steps if s.cost_usd is None})
+    if not unpriced:
+        cost = f"${sum(priced):.6f}"
+    else:
+        # never $0 for what was not priced: say which models the price table lacks
+        unknown = f"price unknown for {', '.join(unpriced)}"
+        cost = f"${sum(priced):.6f} + {unknown}" if priced else unknown
     raw = len(rows) - len(steps)
     digest = (info.digest or "-")[:16]
     return (
