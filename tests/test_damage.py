@@ -208,3 +208,18 @@ def test_show_says_price_unknown_rather_than_zero(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "cost price unknown for claude-nonesuch-9" in shown.stdout
     assert "$0.000000" not in shown.stdout
+
+
+@pytest.mark.parametrize("damage", [zstd_frame_damaged, bytes_flipped], ids=lambda f: f.__name__)
+def test_fork_and_blame_report_damage_in_one_line(corpus: Path, damage: object) -> None:
+    tape = corpus / "trip.tape"
+    damage(tape)  # type: ignore[operator]
+    agent = ("--agent", "fixtures.agents:trip_agent")
+    for args in (
+        ("fork", str(tape), "--step", "3", *agent, "--edit", '{"text": "no"}'),
+        ("blame", str(tape), *agent, "--oracle", "fixtures.agents:answered"),
+    ):
+        done = cli(*args, cwd=corpus.parent)
+        assert done.returncode in (EXIT_DIVERGED, EXIT_USAGE), (args, done.stdout, done.stderr)
+        line = _one_clear_line(done)
+        assert "run `seamtape verify`" in line, (args, line)
