@@ -108,7 +108,7 @@ def _usage_in(raw: dict[str, Any]) -> Usage:
     )
 
 
-def _content_text(content: Any) -> str:
+def _response_text(content: Any) -> str:
     """Message or delta content as text: a string, or (as OpenAI-compatible servers such as
     Mistral's send it) a list of typed parts whose text parts are joined."""
     if content is None or isinstance(content, str):
@@ -134,7 +134,7 @@ def _fill_completion(step: Step, completion: dict[str, Any]) -> None:
     _fill_common(step, completion)
     choice = completion["choices"][0]
     message = choice["message"]
-    step.text = _content_text(message.get("content")) or message.get("refusal") or ""
+    step.text = _response_text(message.get("content")) or message.get("refusal") or ""
     for call in message.get("tool_calls") or []:
         function = call["function"]
         step.tool_calls.append(
@@ -165,7 +165,7 @@ def _fill_stream(step: Step, events: list[sse.Event]) -> None:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            texts.append(_content_text(delta.get("content")))
+            texts.append(_response_text(delta.get("content")))
             for part in delta.get("tool_calls") or []:
                 # the first fragment of a call carries its id and name, later ones argument text
                 call = calls.setdefault(
