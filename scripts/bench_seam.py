@@ -16,6 +16,7 @@ import asyncio
 import gc
 import importlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -147,11 +148,13 @@ def bench_replay(
 
             asyncio.run(run())
     target = 1.05 if size <= 1024 else 1.10
+    if shape == "distinct":
+        target = 1.30  # bodies that share nothing: stored zstd, decompressed to compare
     mode = "async" if is_async else "sync"
     label = f"replay {library} {mode} {size // 1024} KB request" + (
         f" ({shape})" if shape != "conversation" else ""
     )
-    return summarize(label, bare_times, tape_times, None if shape != "conversation" else target)
+    return summarize(label, bare_times, tape_times, target)
 
 
 def bench_record(library: str, rounds: int, batch: int, tmp: Path) -> dict[str, Any]:
@@ -216,18 +219,24 @@ def bench_big_tape(tmp: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-WHERE_THE_TIME_GOES = """## What holds the missed targets back
+WHERE_THE_TIME_GOES = """## What the replay rows pay for, and what holds a missed target back
 
-- **Replay, 1 KB.** Per request seamtape does what a bare mock does not: it looks the request
-  up, compares its body with the recorded one byte for byte, reads the recorded response from
-  the tape (prefetched 128 exchanges at a time), parses its recorded headers, and keeps the
-  digest chain (hashed when the digest is read). That is a few microseconds of Python on top
-  of a bare request that costs tens of microseconds on these machines, so the 5% budget is
-  smaller than the work that makes replay verifiable.
+- **The digest is of the bytes served.** A replayed request proves itself by a byte comparison
+  with the stored body (equal bytes, equal sha256); a response body is checked against its
+  sha256 the first time the replay reads it, before the agent is handed it, and a body that
+  fails ends the replay as a divergence. Response bodies are small next to requests, and a
+  body served again (a repeated answer) is not hashed twice.
+- **Replay, 1 KB.** Per request seamtape looks the request up, compares its body with the
+  recorded one, reads the recorded response from the tape (prefetched 128 exchanges at a time)
+  and keeps the digest chain (hashed when the digest is read): a few microseconds of Python on
+  top of a bare mock request.
 - **Replay, 100 KB.** Verifying a 100 KB body means reading 100 KB: a delta-stored body is
-  checked with memcmp against the body verified one step earlier, without copying, but the
-  comparison itself and the prefetch of the stored rows are what remain. The `distinct` rows
-  are the worst case (bodies sharing nothing, stored zstd-compressed, decompressed on read).
+  checked with memcmp against the body verified one step earlier, without copying; the
+  comparison and the prefetch of the stored rows are what remain.
+- **Replay, 100 KB distinct.** Bodies that share nothing are stored zstd-compressed; comparing
+  one means decompressing it (hashing the received body instead costs as much, measured on
+  these machines: about 60 µs either way for 100 KB), so this row pays one decompression per
+  request.
 - **Durable record.** Each exchange is committed in its own SQLite transaction before the
   agent continues: the crash contract (a killed process loses at most the exchange in flight)
   forbids handing the commit to a background writer, which measured faster but lost completed
@@ -245,7 +254,9 @@ def write_reports(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "# Seam performance",
         "",
         f"Measured by `python scripts/bench_seam.py` on {meta['machine']}, Python {meta['python']}, "
-        f"{meta['date']}. Interleaved rounds of {meta['batch']} requests; medians of per-round means.",
+        f"{meta['date']}. Interleaved rounds of {meta['batch']} requests; medians of per-round means. "
+        f"Load average {meta['load_before']} before the run and {meta['load_after']} after, on "
+        f"{meta['cores']} cores: other work on the machine slows both sides and blurs the ratios.",
         "",
         "| measurement | bare µs | seamtape µs | ratio | target | met |",
         "|---|---:|---:|---:|---:|:---:|",
@@ -280,6 +291,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke check")
     args = parser.parse_args()
     rounds, batch, repeats = (6, 50, 1) if args.quick else (30, 100, 5)
+    load_before = round(os.getloadavg()[0], 1)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -303,6 +315,9 @@ def main() -> None:
         "rounds": rounds,
         "batch": batch,
         "quick": args.quick,
+        "cores": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": round(os.getloadavg()[0], 1),
         "argv": sys.argv[1:],
     }
     if not args.quick:
