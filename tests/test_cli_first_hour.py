@@ -252,8 +252,12 @@ def test_version_and_short_help(cli: Callable[..., Ran]) -> None:
 
 def test_shell_completion_is_offered() -> None:
     script = Path(sys.executable).parent / "seamtape"  # the installed command, as a shell runs it
+    # typer detects the shell from the process that started the command: start it from bash
     result = subprocess.run(
-        [script, "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+        ["bash", "-c", f"'{script}' --show-completion; exit $?"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == EXIT_OK, result.stderr
     assert "_SEAMTAPE_COMPLETE=complete_bash" in result.stdout
