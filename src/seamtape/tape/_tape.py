@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
@@ -86,15 +85,21 @@ CREATE TABLE draw (
 );
 """
 
-# Version 2: the simulator policy a run's live requests were answered by (a spec that
-# ``seamtape.sim.policy_from_spec`` reads), so forks and re-recordings can restart it.
-_RUN_SIM_POLICY = "ALTER TABLE run ADD COLUMN sim_policy TEXT"
+# Schema 2: a delta's base is a column of its own, so a query can tell which blobs are still
+# referenced (gc, prune); forks are found by their parent through an index. A schema-1 delta
+# packed the base's 32-byte hash in front of its data.
+_SCHEMA_V2 = """
+ALTER TABLE blob ADD COLUMN base BLOB REFERENCES blob(hash);  -- a delta's base, else NULL
 
-_SCHEMA_V2 = f"""
-{_RUN_SIM_POLICY};
+UPDATE blob SET base = substr(data, 1, 32), data = substr(data, 33) WHERE codec = 2;
+
+CREATE INDEX blob_base ON blob(base) WHERE base IS NOT NULL;
+
+CREATE INDEX run_parent ON run(parent);
 """
 
-# Each migration takes a tape from version N to N + 1; index 0 creates version 1.
+# Each migration takes a tape from version N to N + 1; index 0 creates version 1. They run in
+# one transaction with the schema_version update: a tape is upgraded whole or not at all.
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
@@ -102,8 +107,9 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 
 _RAW, _ZSTD, _DELTA = 0, 1, 2
 _COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
-_DELTA_MAX_DEPTH = 16  # a delta's base may itself be a delta, this many times at most
-_DELTA_HEADER = struct.Struct(">32sQQ")  # base hash, shared prefix length, shared suffix length
+_DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
+_DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
+_RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
 _PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
 _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write to commit
 
@@ -111,13 +117,32 @@ _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write t
 # An exchange ready to write: the row, its two bodies (None: already stored) and the draws
 # the agent made before it.
 Record = tuple["Exchange", bytes | None, bytes | None, list["Draw"]]
+# A blob's stored row: codec, data, delta base (or None), uncompressed size.
+_BlobRow = tuple[int, bytes, bytes | None, int]
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
-    # executescript() would commit the migration's transaction half-way; run each statement.
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # executescript() would commit the migration's transaction half-way; run each statement,
+    # cut where SQLite itself says a statement is complete (a ";" in a comment or a string
+    # literal does not end one).
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+def _statements(script: str) -> list[str]:
+    """The script's statements: pieces between semicolons, joined until SQLite calls them
+    complete, so a semicolon inside a string literal or a comment does not cut one."""
+    statements, pending = [], ""
+    *pieces, rest = script.split(";")
+    for piece in pieces:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    rest = pending + rest  # after the last complete statement: blank, or only comments
+    if any(line.split("--", 1)[0].strip() for line in rest.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of a script: {rest.strip()!r}")
+    return statements
 
 
 def blob_hash(data: bytes) -> bytes:
@@ -227,9 +252,9 @@ class Tape:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._fresh: set[bytes] = set()  # blobs written raw by this handle, compacted at close
-        self._rows: dict[bytes, tuple[int, bytes]] = {}  # prefetched, not yet decoded
+        self._rows: dict[bytes, _BlobRow] = {}  # prefetched, not yet decoded
         self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
+        self._zstd_c: Any = None
         self._zstd_d: Any = None
         self._version = SCHEMA_VERSION
         if not self.path.exists():
@@ -252,6 +277,10 @@ class Tape:
                 # Read what the file is before writing anything to it: a file that is not a
                 # tape is refused untouched.
                 version = self._schema_version(create)
+                if version == 0:
+                    # Before the first table: space freed by gc and prune goes back to the
+                    # file system (PRAGMA incremental_vacuum), with no full rewrite.
+                    self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
                 # process (it is in the WAL); only power loss may drop the last commits.
@@ -332,16 +361,14 @@ class Tape:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        """Compact the blobs written through this handle, and close the file."""
+        """Close the file (every write is already committed in its compact form)."""
         if self._db is None:
             return
-        try:
-            with self._lock:
-                self._compact()
-        finally:
-            with self._lock:
-                self._db.close()
-                self._db = None  # type: ignore[assignment]
+        with self._lock:
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+            self._recent.clear()
+            self._rows.clear()
 
     def __enter__(self) -> Tape:
         return self
@@ -351,19 +378,72 @@ class Tape:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def _put_blob(self, db: sqlite3.Connection, data: bytes, digest: bytes | None = None) -> bytes:
+    def _encode(self, data: bytes, digest: bytes) -> tuple[int, bytes, bytes | None]:
+        """How to store a body that is not on the tape yet: (codec, data, delta base).
+
+        A body that shares most of its bytes with one held in memory (the run's previous
+        request: a conversation grows by appending) is stored as a delta against it, so a run
+        never writes its history twice; other large bodies are zstd-compressed. Everything is
+        decided here, before the write, so no row is ever rewritten and no page left free.
+        """
+        if len(data) >= _DELTA_MIN:
+            best = self._delta_base(data, digest)
+            if best is not None:
+                base, prefix, suffix = best
+                return _DELTA, _pack_delta(prefix, suffix, data[prefix : len(data) - suffix]), base
+        if len(data) >= _COMPRESS_MIN:
+            packed = self._compressor().compress(data)
+            if len(packed) < 0.9 * len(data):
+                return _ZSTD, packed, None
+        return _RAW, data, None
+
+    def _delta_base(self, data: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
+        """The remembered body sharing the most leading and trailing bytes with ``data``."""
+        best: tuple[bytes, int, int] | None = None
+        shared = len(data) // 2  # a delta must save at least half of the body
+        with self._lock:
+            candidates = list(self._recent.items())
+        for base_digest, base in reversed(candidates):
+            if base_digest == digest or len(base) < shared:
+                continue
+            prefix = _common_prefix(base, data)
+            suffix = _common_suffix(base, data, min(len(base), len(data)) - prefix)
+            if prefix + suffix > shared:
+                best, shared = (base_digest, prefix, suffix), prefix + suffix
+        return best
+
+    def _compressor(self) -> Any:
+        if self._zstd_c is None:
+            import zstandard
+
+            # The frame carries a checksum: a damaged frame is refused, never misread.
+            self._zstd_c = zstandard.ZstdCompressor(level=3, write_checksum=True)
+        return self._zstd_c
+
+    def _put_blob(
+        self,
+        db: sqlite3.Connection,
+        data: bytes,
+        digest: bytes | None = None,
+        encoded: tuple[int, bytes, bytes | None] | None = None,
+    ) -> bytes:
         digest = digest or blob_hash(data)
-        cur = db.execute(
-            "INSERT OR IGNORE INTO blob(hash, size, codec, data) VALUES(?, ?, 0, ?)",
-            (digest, len(data), data),
+        codec, stored, base = encoded or self._encode(data, digest)
+        db.execute(
+            "INSERT OR IGNORE INTO blob(hash, size, codec, data, base) VALUES(?, ?, ?, ?, ?)",
+            (digest, len(data), codec, stored, base),
         )
-        if cur.rowcount and len(data) >= _COMPRESS_MIN:
-            self._fresh.add(digest)
         return digest
 
     def put_blob(self, data: bytes) -> bytes:
+        digest = blob_hash(data)
+        encoded = self._encode(data, digest)
         with self._write() as db:
-            return self._put_blob(db, data)
+            return self._put_blob(db, data, digest, encoded)
+
+    def remember(self, digest: bytes, data: bytes) -> None:
+        """Keep a body in memory as a base for the deltas of the bodies written after it."""
+        self._remember(digest, data)
 
     def prefetch(self, digests: Iterable[bytes]) -> None:
         """Read these blobs' stored rows in one query, ahead of ``blob`` and ``body_equals``."""
@@ -374,19 +454,20 @@ class Tape:
             part = wanted[i : i + 500]
             with self._guard():
                 rows = self._db.execute(
-                    f"SELECT hash, codec, data FROM blob WHERE hash IN ({','.join('?' * len(part))})",
+                    "SELECT hash, codec, data, base, size FROM blob "
+                    f"WHERE hash IN ({','.join('?' * len(part))})",
                     part,
                 ).fetchall()
-            for digest, codec, data in rows:
-                self._rows[digest] = (codec, data)
+            for digest, *row in rows:
+                self._rows[digest] = tuple(row)  # type: ignore[assignment]
 
-    def _row(self, digest: bytes) -> tuple[int, bytes]:
+    def _row(self, digest: bytes) -> _BlobRow:
         # Not popped: one body may answer many steps (identical responses share a blob).
         row = self._rows.get(digest)
         if row is None:
             with self._guard():
                 row = self._db.execute(
-                    "SELECT codec, data FROM blob WHERE hash=?", (digest,)
+                    "SELECT codec, data, base, size FROM blob WHERE hash=?", (digest,)
                 ).fetchone()
             if row is None:
                 raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
@@ -397,8 +478,7 @@ class Tape:
         known = self._recent.get(digest)
         if known is not None:
             return known
-        codec, data = self._row(digest)
-        body = self._decode(codec, data)
+        body = self._decode(digest, self._row(digest))
         return self._remember(digest, body) if remember else body
 
     def blobs(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
@@ -415,9 +495,12 @@ class Tape:
         known = self._recent.get(digest)
         if known is not None:
             return known == data
-        codec, stored = self._row(digest)
-        if codec == _DELTA:
-            base_digest, prefix, suffix, middle = _unpack_delta(stored)
+        row = self._row(digest)
+        codec, stored, base_digest, size = row
+        if len(data) != size:
+            return False
+        if codec == _DELTA and base_digest is not None:
+            prefix, suffix, middle = _unpack_delta(stored)
             if len(data) != prefix + len(middle) + suffix:
                 return False
             base = memoryview(self.blob(base_digest))
@@ -427,19 +510,20 @@ class Tape:
                 and data.endswith(base[len(base) - suffix :])
             )
         else:
-            equal = self._decode(codec, stored) == data
+            equal = self._decode(digest, row) == data
         if equal:
             self._remember(digest, data)
         return equal
 
     def _remember(self, digest: bytes, data: bytes) -> bytes:
         recent = self._recent
+        recent.pop(digest, None)  # re-inserted as the newest
         recent[digest] = data
-        if len(recent) > 8:
+        if len(recent) > _RECENT_KEEP:
             del recent[next(iter(recent))]
         return data
 
-    def _decode(self, codec: int, data: bytes) -> bytes:
+    def _plain(self, codec: int, data: bytes) -> bytes:
         if codec == _RAW:
             return data
         if codec == _ZSTD:
@@ -447,88 +531,84 @@ class Tape:
                 import zstandard
 
                 self._zstd_d = zstandard.ZstdDecompressor()
-            plain: bytes = self._zstd_d.decompress(data)
-            return plain
-        if codec == _DELTA:
-            base_digest, prefix, suffix, middle = _unpack_delta(data)
-            base = self.blob(base_digest)
-            return b"".join((base[:prefix], middle, base[len(base) - suffix :] if suffix else b""))
+            try:
+                return self._zstd_d.decompress(data)  # type: ignore[no-any-return]
+            except Exception as exc:  # zstandard.ZstdError: a damaged frame
+                raise TapeError(
+                    f"{self.path}: damaged tape, a blob cannot be decompressed ({exc})"
+                ) from None
         raise TapeError(f"{self.path}: blob codec {codec} is unknown; upgrade seamtape")
 
-    def _compact(self) -> None:
-        """Store the blobs this handle wrote raw in their compact form.
+    def _decode(self, digest: bytes, row: _BlobRow, *, check: bool = True) -> bytes:
+        """A stored body, rebuilt byte for byte; a delta is checked against its hash.
 
-        Recording writes bodies raw so each exchange commits fast; this runs once, when the
-        tape closes. A request body that shares most of its bytes with the run's previous
-        request (a conversation grows by appending) is stored as a delta against it; other
-        large bodies are zstd-compressed. A crash before this leaves valid raw blobs.
+        A delta chain is resolved without building the bodies in between: the wanted byte
+        ranges are mapped down the chain, each delta's own bytes copied where they land, until
+        a stored body (or one already in memory) supplies the rest. Reading step 400 of a
+        conversation costs one pass over the chain's small rows and one copy of the result.
         """
-        if not self._fresh:
-            return
-        import zstandard
-
-        compressor = zstandard.ZstdCompressor(level=3)
-        fresh, self._fresh = self._fresh, set()
-        with self._write() as db:
-            for base, digest in self._delta_candidates(db, fresh):
-                if digest not in fresh:
+        codec, data, base, size = row
+        if codec != _DELTA:
+            return self._plain(codec, data)
+        out = bytearray(size)
+        wanted = [(0, 0, size)]  # (offset in out, start, end) in the body of `node`
+        node: bytes | None = digest
+        seen: set[bytes] = set()
+        while wanted:
+            if node is None or node in seen:
+                raise TapeError(
+                    f"{self.path}: damaged tape, blob {digest.hex()[:12]}'s delta chain loops or breaks"
+                )
+            seen.add(node)
+            known = self._recent.get(node) if node != digest else None
+            if known is None:
+                codec, data, base, node_size = self._row(node)
+                if codec == _DELTA:
+                    wanted = self._map_delta(out, wanted, data, node_size, base)
+                    node = base
                     continue
-                chain = self._delta_chain(db, base)
-                if digest in chain or len(chain) > _DELTA_MAX_DEPTH:
-                    continue  # a cycle (A, B, A in one run), or a chain too long to decode
-                body, base_body = self._raw_blob(db, digest), self.blob(base)
-                prefix = _common_prefix(base_body, body)
-                suffix = _common_suffix(base_body, body, min(len(base_body), len(body)) - prefix)
-                if prefix + suffix < len(body) // 2:
-                    continue
-                packed = _pack_delta(base, prefix, suffix, body[prefix : len(body) - suffix])
-                db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_DELTA, packed, digest))
-                fresh.discard(digest)
-            for digest in fresh:
-                row = db.execute(
-                    "SELECT data FROM blob WHERE hash=? AND codec=0", (digest,)
-                ).fetchone()
-                if row is None:
-                    continue
-                packed = compressor.compress(row[0])
-                if len(packed) < 0.9 * len(row[0]):
-                    db.execute(
-                        "UPDATE blob SET codec=?, data=? WHERE hash=?", (_ZSTD, packed, digest)
+                known = self._plain(codec, data)
+            view = memoryview(known)
+            for at, start, end in wanted:
+                if end > len(view):
+                    raise TapeError(
+                        f"{self.path}: damaged tape, blob {digest.hex()[:12]}'s delta chain is inconsistent"
                     )
-        self._recent.clear()
+                out[at : at + end - start] = view[start:end]
+            break
+        body = bytes(out)
+        if check and blob_hash(body) != digest:
+            raise TapeError(
+                f"{self.path}: damaged tape, blob {digest.hex()[:12]} does not match its hash; "
+                "run `seamtape verify`"
+            )
+        return body
 
-    def _delta_candidates(
-        self, db: sqlite3.Connection, fresh: set[bytes]
-    ) -> list[tuple[bytes, bytes]]:
-        """(previous request body, request body) pairs of consecutive steps, in step order."""
-        marks = ",".join("?" * len(fresh))
-        rows = db.execute(
-            f"SELECT run, request_body FROM exchange WHERE run IN (SELECT DISTINCT run FROM "
-            f"exchange WHERE request_body IN ({marks})) ORDER BY run, seq",
-            list(fresh),
-        ).fetchall()
-        return [
-            (body_a, body_b)
-            for (run_a, body_a), (run_b, body_b) in itertools.pairwise(rows)
-            if run_a == run_b and body_a != body_b
-        ]
-
-    def _delta_chain(self, db: sqlite3.Connection, digest: bytes) -> list[bytes]:
-        """The blob and the bases it is stored against, nearest first."""
-        chain = [digest]
-        while len(chain) <= _DELTA_MAX_DEPTH + 1:
-            row = db.execute(
-                "SELECT codec, substr(data, 1, 32) FROM blob WHERE hash=?", (chain[-1],)
-            ).fetchone()
-            if row is None or row[0] != _DELTA:
-                break
-            chain.append(row[1])
-        return chain
-
-    @staticmethod
-    def _raw_blob(db: sqlite3.Connection, digest: bytes) -> bytes:
-        data: bytes = db.execute("SELECT data FROM blob WHERE hash=?", (digest,)).fetchone()[0]
-        return data
+    def _map_delta(
+        self,
+        out: bytearray,
+        wanted: list[tuple[int, int, int]],
+        data: bytes,
+        size: int,
+        base: bytes | None,
+    ) -> list[tuple[int, int, int]]:
+        """Copy a delta's own bytes into ``out``; the ranges still wanted, in its base."""
+        prefix, suffix, middle = _unpack_delta(data)
+        if base is None or prefix + len(middle) + suffix != size:
+            raise TapeError(f"{self.path}: damaged tape, a delta blob is inconsistent")
+        base_size = self._row(base)[3]
+        tail, shift = prefix + len(middle), base_size - size
+        below: list[tuple[int, int, int]] = []
+        for at, start, end in wanted:
+            if start < prefix:
+                _add_range(below, at, start, min(end, prefix))
+            lo, hi = max(start, prefix), min(end, tail)
+            if lo < hi:
+                out[at + lo - start : at + hi - start] = middle[lo - prefix : hi - prefix]
+            lo = max(start, tail)
+            if lo < end:
+                _add_range(below, at + lo - start, lo + shift, end + shift)
+        return below
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -648,15 +728,37 @@ class Tape:
         The cursor calls this before the agent gets control back, so a process killed at any
         moment loses at most the exchange in flight.
         """
+        # Encoded before the write lock is taken: a delta or a compression is the slow part,
+        # and other threads (and processes) commit meanwhile.
+        request = (
+            None if request_body is None else self._encode_new(exchange.request_body, request_body)
+        )
+        response = (
+            None
+            if response_body is None
+            else self._encode_new(exchange.response_body, response_body)
+        )
         with self._write() as db:
-            self._insert_exchange(db, (exchange, request_body, response_body, draws))
-
-    def _insert_exchange(self, db: sqlite3.Connection, record: Record) -> None:
-        exchange, request_body, response_body, draws = record
+            if request_body is not None:
+                self._put_blob(db, request_body, exchange.request_body, request)
+            if response_body is not None:
+                self._put_blob(db, response_body, exchange.response_body, response)
+            self._insert_exchange(db, exchange, draws)
         if request_body is not None:
-            self._put_blob(db, request_body, exchange.request_body)
-        if response_body is not None:
-            self._put_blob(db, response_body, exchange.response_body)
+            # The next request of this conversation most likely repeats this one and adds a
+            # turn: it is the base its delta will be taken against.
+            with self._lock:
+                self._remember(exchange.request_body, request_body)
+
+    def _encode_new(self, digest: bytes, data: bytes) -> tuple[int, bytes, bytes | None]:
+        with self._lock:
+            if digest in self._recent:  # on the tape already: INSERT OR IGNORE keeps its row
+                return _RAW, data, None
+        return self._encode(data, digest)
+
+    def _insert_exchange(
+        self, db: sqlite3.Connection, exchange: Exchange, draws: list[Draw]
+    ) -> None:
         db.execute(
             f"INSERT INTO exchange({_EXCHANGE_COLUMNS}) "
             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -748,16 +850,19 @@ class Tape:
             check = self._db.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
                 problems.extend(f"sqlite: {r[0]}" for r in check[:10])
-            for digest, size, codec, data in self._db.execute(
-                "SELECT hash, size, codec, data FROM blob"
+            # In the order written, so that a delta's base was decoded (and kept) just before.
+            for digest, codec, data, base, size in self._db.execute(
+                "SELECT hash, codec, data, base, size FROM blob ORDER BY rowid"
             ):
                 try:
-                    body = self._decode(codec, data)
-                except Exception as exc:  # a damaged zstd frame, reported not raised
-                    problems.append(f"blob {digest.hex()[:12]}: cannot decompress ({exc})")
+                    body = self._decode(digest, (codec, data, base, size), check=False)
+                except TapeError as exc:  # a damaged frame or chain, reported not raised
+                    problems.append(f"blob {digest.hex()[:12]}: cannot be read ({exc})")
                     continue
                 if len(body) != size or blob_hash(body) != digest:
                     problems.append(f"blob {digest.hex()[:12]}: content does not match its hash")
+                elif codec == _DELTA or size >= _DELTA_MIN:
+                    self._remember(digest, body)
             for run, seq in self._db.execute(
                 "SELECT run, seq FROM exchange e WHERE NOT EXISTS "
                 "(SELECT 1 FROM blob b WHERE b.hash = e.request_body) OR NOT EXISTS "
@@ -820,14 +925,25 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
     )
 
 
-def _pack_delta(base: bytes, prefix: int, suffix: int, middle: bytes) -> bytes:
-    """A body as the base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``."""
-    return _DELTA_HEADER.pack(base, prefix, suffix) + middle
+def _pack_delta(prefix: int, suffix: int, middle: bytes) -> bytes:
+    """A body as its base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``
+    (the base's hash is the row's ``base`` column)."""
+    return _DELTA_HEADER.pack(prefix, suffix) + middle
 
 
-def _unpack_delta(data: bytes) -> tuple[bytes, int, int, bytes]:
-    base, prefix, suffix = _DELTA_HEADER.unpack_from(data)
-    return base, prefix, suffix, data[_DELTA_HEADER.size :]
+def _unpack_delta(data: bytes) -> tuple[int, int, memoryview]:
+    prefix, suffix = _DELTA_HEADER.unpack_from(data)
+    return prefix, suffix, memoryview(data)[_DELTA_HEADER.size :]
+
+
+def _add_range(ranges: list[tuple[int, int, int]], at: int, start: int, end: int) -> None:
+    """Append a wanted range, merged with the previous one when both ends meet."""
+    if ranges:
+        last_at, last_start, last_end = ranges[-1]
+        if last_end == start and last_at + last_end - last_start == at:
+            ranges[-1] = (last_at, last_start, end)
+            return
+    ranges.append((at, start, end))
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
