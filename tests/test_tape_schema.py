@@ -17,8 +17,7 @@ import httpx2
 import pytest
 
 import seamtape
-from seamtape.tape import SCHEMA_VERSION, Tape, blob_hash, verify
-from seamtape.tape import _tape
+from seamtape.tape import SCHEMA_VERSION, Tape, _tape, blob_hash, verify
 
 SCHEMA1 = Path(__file__).parent / "data" / "schema1.tape"
 

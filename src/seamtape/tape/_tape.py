@@ -105,12 +105,14 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: _run_script(db, _SCHEMA_V2),
 ]
 
-_RAW, _ZSTD, _DELTA = 0, 1, 2
-_COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
+_RAW, _ZSTD, _DELTA, _DELTA_ZSTD = 0, 1, 2, 3  # 3: a delta whose own bytes are zstd
+_COMPRESS_MIN = 256  # below this zstd's frame costs more than it saves
+_DELTAS = (_DELTA, _DELTA_ZSTD)
 _DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
 _DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
 _RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
 _PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
+_WAL_PAGES = 256  # write-ahead log pages folded into the tape at a time (1 MiB)
 _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write to commit
 
 
@@ -285,11 +287,11 @@ class Tape:
                 # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
                 # process (it is in the WAL); only power loss may drop the last commits.
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                # An older tape is upgraded when something is first written to it, not when
-                # it is read: replaying a committed tape leaves its bytes untouched.
-                self._version = version
-                if create and version == 0:
-                    self._migrate(version)
+                # Keep the write-ahead log small while a long run records: fold it into the
+                # tape every _WAL_PAGES pages and cut the file back to that size after.
+                self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+                self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
+                self._migrate(version)
         except BaseException:
             self._db.close()
             raise
@@ -390,12 +392,22 @@ class Tape:
             best = self._delta_base(data, digest)
             if best is not None:
                 base, prefix, suffix = best
-                return _DELTA, _pack_delta(prefix, suffix, data[prefix : len(data) - suffix]), base
-        if len(data) >= _COMPRESS_MIN:
-            packed = self._compressor().compress(data)
-            if len(packed) < 0.9 * len(data):
-                return _ZSTD, packed, None
+                middle = data[prefix : len(data) - suffix]
+                packed = self._compress(middle)
+                if packed is not None:
+                    return _DELTA_ZSTD, _pack_delta(prefix, suffix, packed), base
+                return _DELTA, _pack_delta(prefix, suffix, middle), base
+        packed = self._compress(data)
+        if packed is not None:
+            return _ZSTD, packed, None
         return _RAW, data, None
+
+    def _compress(self, data: bytes) -> bytes | None:
+        """``data`` zstd-compressed, or None when that saves less than a tenth."""
+        if len(data) < _COMPRESS_MIN:
+            return None
+        packed: bytes = self._compressor().compress(data)
+        return packed if len(packed) < 0.9 * len(data) else None
 
     def _delta_base(self, data: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
         """The remembered body sharing the most leading and trailing bytes with ``data``."""
@@ -499,8 +511,8 @@ class Tape:
         codec, stored, base_digest, size = row
         if len(data) != size:
             return False
-        if codec == _DELTA and base_digest is not None:
-            prefix, suffix, middle = _unpack_delta(stored)
+        if codec in _DELTAS and base_digest is not None:
+            prefix, suffix, middle = self._unpack_delta(codec, stored)
             if len(data) != prefix + len(middle) + suffix:
                 return False
             base = memoryview(self.blob(base_digest))
@@ -522,6 +534,15 @@ class Tape:
         if len(recent) > _RECENT_KEEP:
             del recent[next(iter(recent))]
         return data
+
+    def _unpack_delta(self, codec: int, data: bytes) -> tuple[int, int, memoryview]:
+        if len(data) < _DELTA_HEADER.size:
+            raise TapeError(f"{self.path}: damaged tape, a delta blob is truncated")
+        prefix, suffix = _DELTA_HEADER.unpack_from(data)
+        middle = memoryview(data)[_DELTA_HEADER.size :]
+        if codec == _DELTA_ZSTD:
+            middle = memoryview(self._plain(_ZSTD, bytes(middle)))
+        return prefix, suffix, middle
 
     def _plain(self, codec: int, data: bytes) -> bytes:
         if codec == _RAW:
@@ -548,7 +569,7 @@ class Tape:
         conversation costs one pass over the chain's small rows and one copy of the result.
         """
         codec, data, base, size = row
-        if codec != _DELTA:
+        if codec not in _DELTAS:
             return self._plain(codec, data)
         out = bytearray(size)
         wanted = [(0, 0, size)]  # (offset in out, start, end) in the body of `node`
@@ -563,8 +584,8 @@ class Tape:
             known = self._recent.get(node) if node != digest else None
             if known is None:
                 codec, data, base, node_size = self._row(node)
-                if codec == _DELTA:
-                    wanted = self._map_delta(out, wanted, data, node_size, base)
+                if codec in _DELTAS:
+                    wanted = self._map_delta(out, wanted, codec, data, node_size, base)
                     node = base
                     continue
                 known = self._plain(codec, data)
@@ -588,12 +609,13 @@ class Tape:
         self,
         out: bytearray,
         wanted: list[tuple[int, int, int]],
+        codec: int,
         data: bytes,
         size: int,
         base: bytes | None,
     ) -> list[tuple[int, int, int]]:
         """Copy a delta's own bytes into ``out``; the ranges still wanted, in its base."""
-        prefix, suffix, middle = _unpack_delta(data)
+        prefix, suffix, middle = self._unpack_delta(codec, data)
         if base is None or prefix + len(middle) + suffix != size:
             raise TapeError(f"{self.path}: damaged tape, a delta blob is inconsistent")
         base_size = self._row(base)[3]
@@ -861,7 +883,7 @@ class Tape:
                     continue
                 if len(body) != size or blob_hash(body) != digest:
                     problems.append(f"blob {digest.hex()[:12]}: content does not match its hash")
-                elif codec == _DELTA or size >= _DELTA_MIN:
+                elif codec in _DELTAS or size >= _DELTA_MIN:
                     self._remember(digest, body)
             for run, seq in self._db.execute(
                 "SELECT run, seq FROM exchange e WHERE NOT EXISTS "
@@ -929,11 +951,6 @@ def _pack_delta(prefix: int, suffix: int, middle: bytes) -> bytes:
     """A body as its base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``
     (the base's hash is the row's ``base`` column)."""
     return _DELTA_HEADER.pack(prefix, suffix) + middle
-
-
-def _unpack_delta(data: bytes) -> tuple[int, int, memoryview]:
-    prefix, suffix = _DELTA_HEADER.unpack_from(data)
-    return prefix, suffix, memoryview(data)[_DELTA_HEADER.size :]
 
 
 def _add_range(ranges: list[tuple[int, int, int]], at: int, start: int, end: int) -> None:
