@@ -6,7 +6,9 @@ rewrites a tape atomically.
 """
 
 from ._digest import Digest, exchange_hash
+from ._jsonl import ImportReport, export_runs, import_runs, write_export
 from ._maintenance import Rewrite, copy_tape, remove_tape
+from ._store import GcReport, MergeReport, PruneReport, gc, merge, prune, tape_bytes
 from ._tape import SCHEMA_VERSION, Draw, Exchange, Record, RunInfo, Tape, blob_hash
 from ._verify import VerifyReport, run_digest, verify
 
@@ -15,6 +17,10 @@ __all__ = [
     "Digest",
     "Draw",
     "Exchange",
+    "GcReport",
+    "ImportReport",
+    "MergeReport",
+    "PruneReport",
     "Record",
     "Rewrite",
     "RunInfo",
@@ -23,7 +29,14 @@ __all__ = [
     "blob_hash",
     "copy_tape",
     "exchange_hash",
+    "export_runs",
+    "gc",
+    "import_runs",
+    "merge",
+    "prune",
     "remove_tape",
     "run_digest",
+    "tape_bytes",
     "verify",
+    "write_export",
 ]

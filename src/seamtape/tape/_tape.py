@@ -701,38 +701,48 @@ class Tape:
         with self._write() as db:
             db.execute("UPDATE run SET fork_step=? WHERE id=?", (step, run_id))
 
+    _RUN_COLUMNS = (
+        "id, name, created, parent, fork_step, mutation, upstream, status, result, outcome, "
+        "digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
+        "(SELECT count(*) FROM draw d WHERE d.run = run.id)"
+    )
+
     def runs(self) -> list[RunInfo]:
+        return self._select_runs("1 ORDER BY created, rowid")
+
+    def _select_runs(self, where: str, *args: Any) -> list[RunInfo]:
         with self._guard():
             rows = self._db.execute(
-                "SELECT id, name, created, parent, fork_step, mutation, upstream, status, result, "
-                "outcome, digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
-                "(SELECT count(*) FROM draw d WHERE d.run = run.id), "
-                + ("sim_policy" if self._version >= 2 else "NULL")  # read before an upgrade
-                + " FROM run ORDER BY created, rowid"
+                f"SELECT {self._RUN_COLUMNS} FROM run WHERE {where}", args
             ).fetchall()
         return [_run_info(r) for r in rows]
 
     def run(self, run_id: str | None = None) -> RunInfo:
-        """The run with this id (or unique id prefix, or name); when ``run_id`` is None, the
-        latest *recorded* run (see ``RunInfo.recorded``): forks and trials never become the
-        default, so a lens writing into a tape does not change what its users replay."""
-        runs = self.runs()
-        if not runs:
-            raise UnknownRunError(f"{self.path}: the tape holds no runs")
+        """The run with this id (or unique id prefix); the latest run when ``run_id`` is None.
+
+        Only the runs asked for are read: opening one run of a tape of thousands costs the
+        same as opening a small tape.
+        """
         if run_id is None:
-            recorded = [r for r in runs if r.recorded]
-            return (recorded or runs)[-1]
-        exact = [r for r in runs if r.id == run_id]
-        found = exact or [r for r in runs if r.id.startswith(run_id)]
+            found = self._select_runs("1 ORDER BY created DESC, rowid DESC LIMIT 1")
+            if not found:
+                raise UnknownRunError(f"{self.path}: the tape holds no runs")
+            return found[0]
+        found = self._select_runs("id = ?", run_id) or self._select_runs(
+            "substr(id, 1, ?) = ? LIMIT 2", len(run_id), run_id
+        )
         if len(found) == 1:
             return found[0]
         if found:
             raise UnknownRunError(f"{self.path}: run id {run_id!r} is ambiguous")
-        names = [r for r in runs if r.name == run_id]
-        if names:
-            return names[-1]
+        named = self._select_runs("name = ? ORDER BY created DESC, rowid DESC LIMIT 1", run_id)
+        if named:
+            return named[0]
+        latest = self._select_runs("1 ORDER BY created DESC, rowid DESC LIMIT 5")
+        if not latest:
+            raise UnknownRunError(f"{self.path}: the tape holds no runs")
         raise UnknownRunError(
-            f"{self.path}: no run {run_id!r} (runs: {', '.join(r.id for r in runs[-5:])})"
+            f"{self.path}: no run {run_id!r} (runs: {', '.join(r.id for r in reversed(latest))})"
         )
 
     # -- exchanges and draws ---------------------------------------------------------------
