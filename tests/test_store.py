@@ -124,7 +124,7 @@ def test_gc_gives_the_space_back(tmp_path: Path) -> None:
     path = tmp_path / "t.tape"
     _record(path, _conversation("kept", turns=2), "kept")
     with Tape(path) as tape:
-        for i in range(40):
+        for _ in range(40):
             tape.put_blob(os.urandom(20_000))
     report = gc(path)
     assert report.blobs_removed == 40
