@@ -110,6 +110,7 @@ _COMPRESS_MIN = 256  # below this zstd's frame costs more than it saves
 _DELTAS = (_DELTA, _DELTA_ZSTD)
 _DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
 _DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
+_DELTA_CANDIDATES = 3  # the newest remembered bodies a delta's base is chosen from
 _RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
 _PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
 _WAL_PAGES = 256  # write-ahead log pages folded into the tape at a time (1 MiB)
@@ -380,7 +381,9 @@ class Tape:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def _encode(self, data: bytes, digest: bytes) -> tuple[int, bytes, bytes | None]:
+    def _encode(
+        self, data: bytes, digest: bytes, *, delta: bool = True
+    ) -> tuple[int, bytes, bytes | None]:
         """How to store a body that is not on the tape yet: (codec, data, delta base).
 
         A body that shares most of its bytes with one held in memory (the run's previous
@@ -388,7 +391,7 @@ class Tape:
         never writes its history twice; other large bodies are zstd-compressed. Everything is
         decided here, before the write, so no row is ever rewritten and no page left free.
         """
-        if len(data) >= _DELTA_MIN:
+        if delta and len(data) >= _DELTA_MIN:
             best = self._delta_base(data, digest)
             if best is not None:
                 base, prefix, suffix = best
@@ -410,11 +413,16 @@ class Tape:
         return packed if len(packed) < 0.9 * len(data) else None
 
     def _delta_base(self, data: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
-        """The remembered body sharing the most leading and trailing bytes with ``data``."""
+        """The remembered body sharing the most leading and trailing bytes with ``data``.
+
+        The newest first: in a conversation it is the previous request, and a base that
+        leaves less than an eighth of the body to store ends the search.
+        """
         best: tuple[bytes, int, int] | None = None
         shared = len(data) // 2  # a delta must save at least half of the body
+        good_enough = len(data) - len(data) // 8
         with self._lock:
-            candidates = list(self._recent.items())
+            candidates = list(self._recent.items())[-_DELTA_CANDIDATES:]
         for base_digest, base in reversed(candidates):
             if base_digest == digest or len(base) < shared:
                 continue
@@ -422,6 +430,8 @@ class Tape:
             suffix = _common_suffix(base, data, min(len(base), len(data)) - prefix)
             if prefix + suffix > shared:
                 best, shared = (base_digest, prefix, suffix), prefix + suffix
+                if shared >= good_enough:
+                    break
         return best
 
     def _compressor(self) -> Any:
@@ -768,7 +778,7 @@ class Tape:
         response = (
             None
             if response_body is None
-            else self._encode_new(exchange.response_body, response_body)
+            else self._encode_new(exchange.response_body, response_body, delta=False)
         )
         with self._write() as db:
             if request_body is not None:
@@ -782,11 +792,13 @@ class Tape:
             with self._lock:
                 self._remember(exchange.request_body, request_body)
 
-    def _encode_new(self, digest: bytes, data: bytes) -> tuple[int, bytes, bytes | None]:
+    def _encode_new(
+        self, digest: bytes, data: bytes, *, delta: bool = True
+    ) -> tuple[int, bytes, bytes | None]:
         with self._lock:
             if digest in self._recent:  # on the tape already: INSERT OR IGNORE keeps its row
                 return _RAW, data, None
-        return self._encode(data, digest)
+        return self._encode(data, digest, delta=delta)
 
     def _insert_exchange(
         self, db: sqlite3.Connection, exchange: Exchange, draws: list[Draw]
