@@ -451,7 +451,7 @@ class Cursor:
         return ticket
 
     def _finish(self, ticket: Ticket) -> None:
-        for side, data in (("request", ticket.body), ("response", b"".join(ticket.parts))):
+        for side, data in (("request", ticket.body), ("response", ticket.received)):
             label = find_secret(data)
             if label:
                 warnings.warn(
@@ -472,15 +472,7 @@ class Cursor:
 
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
-        response_body = b"".join(ticket.parts)
-        response_headers = _text_pairs(ticket.response_headers)
-        hook = self._matching.before_record_response
-        if hook is not None and ticket.status:
-            changed = hook(TapeResponse(ticket.status, response_headers, response_body))
-            if changed.body != response_body:
-                ticket.timings = None  # the stored body is served whole
-            ticket.status, response_body = changed.status, changed.body
-            response_headers = list(changed.headers)
+        response_body = ticket.received
         response_hash = blob_hash(response_body)
         response_headers_json = json.dumps(redact_headers(response_headers))
         error_json = None if ticket.error is None else json.dumps(ticket.error)
@@ -591,7 +583,9 @@ class Ticket:
         self.response_headers: list[tuple[str | bytes, str | bytes]] = []
         self.http_version = ""
         self.reason = ""
-        self.parts: list[bytes] = []
+        # The response body so far: the first chunk as it came, then one growing buffer, so
+        # that recording holds at most one copy of a body (no list of chunks joined later).
+        self.received: bytes | bytearray = b""
         self.timings: list[tuple[int, float]] | None = None
         self.error: dict[str, str] | None = None
         self.started = time.time()
@@ -612,7 +606,14 @@ class Ticket:
 
     def chunk(self, data: bytes) -> None:
         if data:
-            self.parts.append(data)
+            if not self.received:
+                self.received = data
+            elif isinstance(self.received, bytearray):
+                self.received += data
+            else:
+                buffer = bytearray(self.received)
+                buffer += data
+                self.received = buffer
             assert self.timings is not None
             self.timings.append((len(data), round((time.perf_counter() - self._t0) * 1000, 3)))
 

@@ -110,6 +110,7 @@ _COMPRESS_MIN = 256  # below this zstd's frame costs more than it saves
 _DELTAS = (_DELTA, _DELTA_ZSTD)
 _DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
 _DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
+_CHAIN_READ_MAX = 100_000  # bases read ahead in one query (a looping chain stops here)
 _DELTA_CANDIDATES = 3  # the newest remembered bodies a delta's base is chosen from
 _RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
 _PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
@@ -585,6 +586,9 @@ class Tape:
         wanted = [(0, 0, size)]  # (offset in out, start, end) in the body of `node`
         node: bytes | None = digest
         seen: set[bytes] = set()
+        rows = {digest: row}
+        if base is not None and base not in self._recent:
+            rows.update(self._chain(base))  # cold: the whole chain's rows in one query
         while wanted:
             if node is None or node in seen:
                 raise TapeError(
@@ -593,9 +597,17 @@ class Tape:
             seen.add(node)
             known = self._recent.get(node) if node != digest else None
             if known is None:
-                codec, data, base, node_size = self._row(node)
+                codec, data, base, node_size = rows.pop(node, None) or self._row(node)
                 if codec in _DELTAS:
-                    wanted = self._map_delta(out, wanted, codec, data, node_size, base)
+                    if base is None:
+                        raise TapeError(f"{self.path}: damaged tape, a delta blob has no base")
+                    base_body = self._recent.get(base)
+                    if base_body is None:
+                        rows[base] = self._row(base)  # read once: its size now, its data next
+                        base_size = rows[base][3]
+                    else:
+                        base_size = len(base_body)
+                    wanted = self._map_delta(out, wanted, codec, data, node_size, base_size)
                     node = base
                     continue
                 known = self._plain(codec, data)
@@ -615,6 +627,18 @@ class Tape:
             )
         return body
 
+    def _chain(self, digest: bytes) -> dict[bytes, _BlobRow]:
+        """The rows of a blob and of the bases below it, down to the first stored whole."""
+        with self._guard():
+            found = self._db.execute(
+                "WITH RECURSIVE chain(hash, depth) AS (SELECT ?, 0 UNION "
+                "SELECT b.base, c.depth + 1 FROM blob b JOIN chain c ON b.hash = c.hash "
+                "WHERE b.base IS NOT NULL AND c.depth < ?) "
+                "SELECT b.hash, b.codec, b.data, b.base, b.size FROM chain JOIN blob b USING (hash)",
+                (digest, _CHAIN_READ_MAX),
+            ).fetchall()
+        return {h: (codec, data, base, size) for h, codec, data, base, size in found}
+
     def _map_delta(
         self,
         out: bytearray,
@@ -622,13 +646,12 @@ class Tape:
         codec: int,
         data: bytes,
         size: int,
-        base: bytes | None,
+        base_size: int,
     ) -> list[tuple[int, int, int]]:
         """Copy a delta's own bytes into ``out``; the ranges still wanted, in its base."""
         prefix, suffix, middle = self._unpack_delta(codec, data)
-        if base is None or prefix + len(middle) + suffix != size:
+        if prefix + len(middle) + suffix != size or prefix + suffix > base_size:
             raise TapeError(f"{self.path}: damaged tape, a delta blob is inconsistent")
-        base_size = self._row(base)[3]
         tail, shift = prefix + len(middle), base_size - size
         below: list[tuple[int, int, int]] = []
         for at, start, end in wanted:
