@@ -43,12 +43,63 @@ from seamtape.tape import _tape as tape_module
 
 ROOT = Path(__file__).resolve().parent.parent
 URL = "http://bench.local/v1/messages"
-_WORDS = (
-    "the agent reads a file then calls a tool and reports what it found about the order "
-    "status refund policy shipping address invoice customer ticket priority because after "
-    "before during which while each every some many few more less first last next step plan "
-    "check verify compare update summary result error retry answer question context"
-).split()
+_WORDS = [
+    "the",
+    "agent",
+    "reads",
+    "a",
+    "file",
+    "then",
+    "calls",
+    "a",
+    "tool",
+    "and",
+    "reports",
+    "what",
+    "it",
+    "found",
+    "about",
+    "the",
+    "order",
+    "status",
+    "refund",
+    "policy",
+    "shipping",
+    "address",
+    "invoice",
+    "customer",
+    "ticket",
+    "priority",
+    "because",
+    "after",
+    "before",
+    "during",
+    "which",
+    "while",
+    "each",
+    "every",
+    "some",
+    "many",
+    "few",
+    "more",
+    "less",
+    "first",
+    "last",
+    "next",
+    "step",
+    "plan",
+    "check",
+    "verify",
+    "compare",
+    "update",
+    "summary",
+    "result",
+    "error",
+    "retry",
+    "answer",
+    "question",
+    "context",
+]
 SYSTEM = "You are a careful assistant. Follow the house rules and cite your sources. " * 25
 TOOLS = [
     {"name": f"tool_{i}", "description": "looks something up " * 8, "input_schema": {}}
@@ -143,7 +194,10 @@ def scale_bodies(run: int, steps: int) -> list[tuple[bytes, bytes]]:
     messages: list[dict[str, Any]] = []
     out = []
     for i in range(1, steps + 1):
-        messages = messages[-6:] + [{"role": "user", "content": f"run {run} turn {i}: " + prose(run * 1000 + i, 30)}]
+        messages = [
+            *messages[-6:],
+            {"role": "user", "content": f"run {run} turn {i}: " + prose(run * 1000 + i, 30)},
+        ]
         request = json.dumps({"model": "m", "system": SYSTEM[:400], "messages": messages}).encode()
         out.append((request, answer(run * 1000 + i)))
     return out
@@ -216,9 +270,7 @@ def bench_scale(tmp: Path, runs: int, steps: int, repeats: int) -> dict[str, Any
     opens, latest, lists, big_req, small_req = [], [], [], [], []
     for _ in range(repeats):
         opens.append(first_response_ms(big, ids[probe], bodies[0][0]))
-        latest.append(
-            first_response_ms(big, None, scale_bodies(runs - 1, steps)[0][0])
-        )
+        latest.append(first_response_ms(big, None, scale_bodies(runs - 1, steps)[0][0]))
         start = time.perf_counter()
         with Tape(big) as tape:
             listed = tape.runs()
@@ -247,7 +299,9 @@ def bench_scale(tmp: Path, runs: int, steps: int, repeats: int) -> dict[str, Any
         "replay_us_per_request_small": round(statistics.median(small_req) * 1e6, 1),
         "replay_ratio": round(statistics.median(big_req) / statistics.median(small_req), 3),
         "peak_rss_replay_kib": {k: v["after_kib"] for k, v in peaks.items()},
-        "peak_rss_replay_growth_kib": {k: v["after_kib"] - v["before_kib"] for k, v in peaks.items()},
+        "peak_rss_replay_growth_kib": {
+            k: v["after_kib"] - v["before_kib"] for k, v in peaks.items()
+        },
     }
     print(json.dumps({"scale": result}), flush=True)
     return result
@@ -330,7 +384,10 @@ def bench_memory(tmp: Path, size: int) -> list[dict[str, Any]]:
 
 
 def record_request(i: int) -> bytes:
-    turns = [{"role": "user", "content": f"turn {j}: " + prose(j, 12)} for j in range(max(0, i - 3), i + 1)]
+    turns = [
+        {"role": "user", "content": f"turn {j}: " + prose(j, 12)}
+        for j in range(max(0, i - 3), i + 1)
+    ]
     return json.dumps({"model": "m", "system": SYSTEM[:500], "messages": turns}).encode()
 
 

@@ -603,7 +603,8 @@ class Tape:
                         raise TapeError(f"{self.path}: damaged tape, a delta blob has no base")
                     base_body = self._recent.get(base)
                     if base_body is None:
-                        rows[base] = self._row(base)  # read once: its size now, its data next
+                        if base not in rows:  # read once: its size now, its data next
+                            rows[base] = self._row(base)
                         base_size = rows[base][3]
                     else:
                         base_size = len(base_body)
