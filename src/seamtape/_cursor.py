@@ -21,7 +21,16 @@ from urllib.parse import urlsplit
 from seamtape._errors import DivergenceError, GuardTripped, SecretWarning
 from seamtape._match import canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
-from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
+from seamtape.tape import (
+    Digest,
+    Draw,
+    Exchange,
+    Record,
+    Tape,
+    blob_hash,
+    chunks_hash,
+    exchange_hash,
+)
 
 __all__ = [
     "Cursor",
@@ -451,8 +460,8 @@ class Cursor:
         return ticket
 
     def _finish(self, ticket: Ticket) -> None:
-        for side, data in (("request", ticket.body), ("response", ticket.received)):
-            label = find_secret(data)
+        for side, parts in (("request", [ticket.body]), ("response", ticket.parts)):
+            label = _find_secret_in(parts)
             if label:
                 warnings.warn(
                     SecretWarning(
@@ -472,9 +481,12 @@ class Cursor:
 
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
-        response_body = ticket.received
-        response_hash = blob_hash(response_body)
-        response_headers_json = json.dumps(redact_headers(response_headers))
+        # A streamed body stays in the chunks it came in (the agent holds them too): hashed and
+        # compressed chunk by chunk, it is never copied whole in memory.
+        parts = ticket.parts
+        response_body: bytes | list[bytes] = parts if len(parts) > 1 else b"".join(parts)
+        response_hash = chunks_hash(parts)
+        response_headers_json = json.dumps(redact_headers(_text_pairs(ticket.response_headers)))
         error_json = None if ticket.error is None else json.dumps(ticket.error)
         exchange = Exchange(
             run=self.run,
@@ -583,9 +595,7 @@ class Ticket:
         self.response_headers: list[tuple[str | bytes, str | bytes]] = []
         self.http_version = ""
         self.reason = ""
-        # The response body so far: the first chunk as it came, then one growing buffer, so
-        # that recording holds at most one copy of a body (no list of chunks joined later).
-        self.received: bytes | bytearray = b""
+        self.parts: list[bytes] = []
         self.timings: list[tuple[int, float]] | None = None
         self.error: dict[str, str] | None = None
         self.started = time.time()
@@ -606,14 +616,7 @@ class Ticket:
 
     def chunk(self, data: bytes) -> None:
         if data:
-            if not self.received:
-                self.received = data
-            elif isinstance(self.received, bytearray):
-                self.received += data
-            else:
-                buffer = bytearray(self.received)
-                buffer += data
-                self.received = buffer
+            self.parts.append(data)
             assert self.timings is not None
             self.timings.append((len(data), round((time.perf_counter() - self._t0) * 1000, 3)))
 
@@ -638,33 +641,15 @@ class Ticket:
         self.cursor._finish(self)
 
 
-def _path_of(url: str) -> str:
-    """A URL without its scheme and host: how an extra tape's exchanges are matched."""
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+|\*)\]|\[\"([^\"]+)\"\]")
-
-
-def _without(doc: Any, path: str) -> Any:
-    """``doc`` with the value(s) at a JSON path (``$.a.b``, ``$.a[0]``, ``$.a[*].b``) left out."""
-    steps = [m.group(1) or m.group(3) or m.group(2) for m in _STEP.finditer(path.lstrip("$"))]
-    return _drop(doc, steps) if steps else doc
-
-
-def _drop(doc: Any, steps: list[str]) -> Any:
-    head, rest = steps[0], steps[1:]
-    if isinstance(doc, dict) and head in doc:
-        if not rest:
-            return {k: v for k, v in doc.items() if k != head}
-        return {**doc, head: _drop(doc[head], rest)}
-    if isinstance(doc, list) and (head == "*" or head.isdigit()):
-        picked = range(len(doc)) if head == "*" else [int(head)]
-        if not rest:
-            return [v for i, v in enumerate(doc) if i not in picked]
-        return [_drop(v, rest) if i in picked else v for i, v in enumerate(doc)]
-    return doc
+def _find_secret_in(parts: list[bytes]) -> str | None:
+    """``find_secret`` over a body in parts, including what straddles two of them."""
+    previous = b""
+    for part in parts:
+        label = find_secret(part) or (previous and find_secret(previous[-256:] + part[:256]))
+        if label:
+            return label
+        previous = part
+    return None
 
 
 def _split(body: bytes, chunks_json: str | None) -> list[bytes]:

@@ -9,7 +9,16 @@ from ._digest import Digest, exchange_hash
 from ._jsonl import ImportReport, export_runs, import_runs, write_export
 from ._maintenance import Rewrite, copy_tape, remove_tape
 from ._store import GcReport, MergeReport, PruneReport, gc, merge, prune, tape_bytes
-from ._tape import SCHEMA_VERSION, Draw, Exchange, Record, RunInfo, Tape, blob_hash
+from ._tape import (
+    SCHEMA_VERSION,
+    Draw,
+    Exchange,
+    Record,
+    RunInfo,
+    Tape,
+    blob_hash,
+    chunks_hash,
+)
 from ._verify import VerifyReport, run_digest, verify
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "Tape",
     "VerifyReport",
     "blob_hash",
+    "chunks_hash",
     "copy_tape",
     "exchange_hash",
     "export_runs",

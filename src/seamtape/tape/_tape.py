@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 from .._errors import TapeError, UnknownRunError
 
-__all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash"]
+__all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash", "chunks_hash"]
 
 SCHEMA_VERSION = 2
 
@@ -120,7 +120,8 @@ _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write t
 
 # An exchange ready to write: the row, its two bodies (None: already stored) and the draws
 # the agent made before it.
-Record = tuple["Exchange", bytes | None, bytes | None, list["Draw"]]
+# A response body may come as its streamed parts, so that it is never joined in memory.
+Record = tuple["Exchange", bytes | None, "bytes | Sequence[bytes] | None", list["Draw"]]
 # A blob's stored row: codec, data, delta base (or None), uncompressed size.
 _BlobRow = tuple[int, bytes, bytes | None, int]
 
@@ -151,6 +152,14 @@ def _statements(script: str) -> list[str]:
 
 def blob_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def chunks_hash(parts: Sequence[bytes]) -> bytes:
+    """The blob hash of the body these parts make, without joining them."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
 
 
 @dataclass
@@ -451,12 +460,18 @@ class Tape:
         encoded: tuple[int, bytes, bytes | None] | None = None,
     ) -> bytes:
         digest = digest or blob_hash(data)
-        codec, stored, base = encoded or self._encode(data, digest)
+        self._insert_blob(db, digest, len(data), encoded or self._encode(data, digest))
+        return digest
+
+    @staticmethod
+    def _insert_blob(
+        db: sqlite3.Connection, digest: bytes, size: int, encoded: tuple[int, bytes, bytes | None]
+    ) -> None:
+        codec, stored, base = encoded
         db.execute(
             "INSERT OR IGNORE INTO blob(hash, size, codec, data, base) VALUES(?, ?, ?, ?, ?)",
-            (digest, len(data), codec, stored, base),
+            (digest, size, codec, stored, base),
         )
-        return digest
 
     def put_blob(self, data: bytes) -> bytes:
         digest = blob_hash(data)
@@ -785,11 +800,11 @@ class Tape:
         self,
         exchange: Exchange,
         request_body: bytes | None,
-        response_body: bytes | None,
+        response_body: bytes | Sequence[bytes] | None,
         draws: list[Draw],
     ) -> None:
-        """Write one exchange, its bodies (None: already on the tape) and the draws made
-        before it, in one transaction.
+        """Write one exchange, its bodies (None: already on the tape; a response may be given
+        as its streamed parts) and the draws made before it, in one transaction.
 
         The cursor calls this before the agent gets control back, so a process killed at any
         moment loses at most the exchange in flight.
@@ -799,22 +814,36 @@ class Tape:
         request = (
             None if request_body is None else self._encode_new(exchange.request_body, request_body)
         )
-        response = (
-            None
-            if response_body is None
-            else self._encode_new(exchange.response_body, response_body, delta=False)
-        )
+        response: tuple[int, bytes, bytes | None] | None = None
+        response_size = 0
+        if isinstance(response_body, bytes | bytearray):
+            response = self._encode_new(exchange.response_body, response_body, delta=False)
+            response_size = len(response_body)
+        elif response_body is not None:
+            response = self._encode_parts(response_body)
+            response_size = sum(len(p) for p in response_body)
         with self._write() as db:
             if request_body is not None:
                 self._put_blob(db, request_body, exchange.request_body, request)
-            if response_body is not None:
-                self._put_blob(db, response_body, exchange.response_body, response)
+            if response is not None:
+                self._insert_blob(db, exchange.response_body, response_size, response)
             self._insert_exchange(db, exchange, draws)
         if request_body is not None:
             # The next request of this conversation most likely repeats this one and adds a
             # turn: it is the base its delta will be taken against.
             with self._lock:
                 self._remember(exchange.request_body, request_body)
+
+    def _encode_parts(self, parts: Sequence[bytes]) -> tuple[int, bytes, bytes | None]:
+        """A body given in parts, compressed part by part: it is joined only if it is stored
+        raw (when zstd would not save a tenth)."""
+        size = sum(len(p) for p in parts)
+        if size >= _COMPRESS_MIN:
+            stream = self._compressor().compressobj(size=size)
+            packed = b"".join([*(stream.compress(p) for p in parts), stream.flush()])
+            if len(packed) < 0.9 * size:
+                return _ZSTD, packed, None
+        return _RAW, b"".join(parts), None
 
     def _encode_new(
         self, digest: bytes, data: bytes, *, delta: bool = True
