@@ -79,7 +79,7 @@ def test_a_damaged_delta_is_refused_not_misread(tmp_path: Path) -> None:
         tape.blob(target)
 
 
-def _vm_steps_to_first_response(path: Path, run: str, first: bytes) -> int:
+def _vm_steps_to_first_response(path: Path, run: str | None, first: bytes) -> int:
     """SQLite virtual-machine steps from opening a run to its first replayed response."""
     steps = [0]
     real = sqlite3.connect
@@ -121,7 +121,10 @@ def test_opening_one_run_of_many_reads_what_that_run_needs(tmp_path: Path) -> No
         record(many, f"other {i}")
     many_run, _ = record(many, "probe")
     for i in range(150):
-        record(many, f"later {i}")
+        _, latest = record(many, f"later {i}")
     cost_small = _vm_steps_to_first_response(small, small_run, first)
     cost_many = _vm_steps_to_first_response(many, many_run, first)
     assert cost_many <= 1.5 * cost_small, (cost_small, cost_many)
+    # The latest run (no run named) is found through an index too.
+    cost_latest = _vm_steps_to_first_response(many, None, latest)
+    assert cost_latest <= 1.5 * _vm_steps_to_first_response(small, None, first)

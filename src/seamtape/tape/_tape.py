@@ -96,6 +96,8 @@ UPDATE blob SET base = substr(data, 1, 32), data = substr(data, 33) WHERE codec 
 CREATE INDEX blob_base ON blob(base) WHERE base IS NOT NULL;
 
 CREATE INDEX run_parent ON run(parent);
+
+CREATE INDEX run_created ON run(created);
 """
 
 # Each migration takes a tape from version N to N + 1; index 0 creates version 1. They run in
@@ -759,6 +761,14 @@ class Tape:
     def runs(self) -> list[RunInfo]:
         return self._select_runs("1 ORDER BY created, rowid")
 
+    def _latest_runs(self, where: str, limit: int, *args: Any) -> list[RunInfo]:
+        """The newest runs matching ``where``, chosen before their exchanges are counted."""
+        return self._select_runs(
+            f"id IN (SELECT id FROM run WHERE {where} ORDER BY created DESC, rowid DESC "
+            f"LIMIT {int(limit)}) ORDER BY created DESC, rowid DESC",
+            *args,
+        )
+
     def _select_runs(self, where: str, *args: Any) -> list[RunInfo]:
         with self._guard():
             rows = self._db.execute(
@@ -773,7 +783,7 @@ class Tape:
         same as opening a small tape.
         """
         if run_id is None:
-            found = self._select_runs("1 ORDER BY created DESC, rowid DESC LIMIT 1")
+            found = self._latest_runs("1", 1)
             if not found:
                 raise UnknownRunError(f"{self.path}: the tape holds no runs")
             return found[0]
@@ -784,10 +794,10 @@ class Tape:
             return found[0]
         if found:
             raise UnknownRunError(f"{self.path}: run id {run_id!r} is ambiguous")
-        named = self._select_runs("name = ? ORDER BY created DESC, rowid DESC LIMIT 1", run_id)
+        named = self._latest_runs("name = ?", 1, run_id)
         if named:
             return named[0]
-        latest = self._select_runs("1 ORDER BY created DESC, rowid DESC LIMIT 5")
+        latest = self._latest_runs("1", 5)
         if not latest:
             raise UnknownRunError(f"{self.path}: the tape holds no runs")
         raise UnknownRunError(
