@@ -93,3 +93,18 @@ def test_any_sequence_of_bodies_round_trips_through_compaction(
     with seamtape.replay(path) as r, r.httpx2_client() as c:
         for body in bodies:
             assert c.post(URL, content=body).json() == {"ok": len(body)}
+
+
+def test_a_base_removed_by_another_process_is_not_used_for_a_delta(tmp_path: Path) -> None:
+    bodies = _conversation(turns=2, words=300)
+    path = tmp_path / "gone.tape"
+    with Tape(path, create=True) as tape:
+        base = tape.put_blob(bodies[0])
+        tape.remember(base, bodies[0])
+        other = sqlite3.connect(path)  # meanwhile, another process drops the base
+        with other:
+            other.execute("DELETE FROM blob WHERE hash=?", (base,))
+        other.close()
+        key = tape.put_blob(bodies[1])
+        assert tape.blob(key) == bodies[1]
+    assert Tape(path).verify_blobs() == []

@@ -5,7 +5,7 @@ line, its ``exchange`` lines in step order and its ``draw`` lines. A body is wri
 when it is JSON that re-serializes to the very same bytes (``{"json": ..., "style": ...}``),
 as text when it is other UTF-8 (``{"text": ...}``), else as base64 (``{"base64": ...}``);
 each carries its sha256, which the import checks, so an edited body is refused.
-The format is documented in docs/tape-format.md.
+The format is described in docs/tape-format.md.
 """
 
 from __future__ import annotations

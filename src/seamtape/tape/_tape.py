@@ -462,7 +462,16 @@ class Tape:
         encoded: tuple[int, bytes, bytes | None] | None = None,
     ) -> bytes:
         digest = digest or blob_hash(data)
-        self._insert_blob(db, digest, len(data), encoded or self._encode(data, digest))
+        encoded = encoded or self._encode(data, digest)
+        base = encoded[2]
+        if (
+            base is not None
+            and not db.execute("SELECT 1 FROM blob WHERE hash=?", (base,)).fetchone()
+        ):
+            # The base was removed since it was read (a prune from another process): store
+            # the body on its own rather than against a blob that is gone.
+            encoded = self._encode(data, digest, delta=False)
+        self._insert_blob(db, digest, len(data), encoded)
         return digest
 
     @staticmethod
