@@ -507,8 +507,8 @@ class Tape:
                     f"WHERE hash IN ({','.join('?' * len(part))})",
                     part,
                 ).fetchall()
-            for digest, *row in rows:
-                self._rows[digest] = tuple(row)  # type: ignore[assignment]
+            for digest, codec, data, base, size in rows:
+                self._rows[digest] = (codec, data, base, size)
 
     def _row(self, digest: bytes) -> _BlobRow:
         # Not popped: one body may answer many steps (identical responses share a blob).
@@ -623,7 +623,7 @@ class Tape:
             seen.add(node)
             known = self._recent.get(node) if node != digest else None
             if known is None:
-                codec, data, base, node_size = rows.pop(node, None) or self._row(node)
+                codec, data, base, node_size = rows.pop(node) if node in rows else self._row(node)
                 if codec in _DELTAS:
                     if base is None:
                         raise TapeError(f"{self.path}: damaged tape, a delta blob has no base")
