@@ -1058,26 +1058,20 @@ def _add_range(ranges: list[tuple[int, int, int]], at: int, start: int, end: int
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix, by binary search over memcmp-backed startswith."""
-    lo, hi, view = 0, min(len(a), len(b)), memoryview(b)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a.startswith(view[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """Length of the longest common prefix, in one pass in C: the two prefixes read as
+    big-endian integers differ first in the highest set bit of their XOR."""
+    n = min(len(a), len(b))
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n if x == 0 else n - 1 - (x.bit_length() - 1) // 8
 
 
 def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    lo, hi, view = 0, max(limit, 0), memoryview(b)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a.endswith(view[len(b) - mid :]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """Length of the longest common suffix, at most ``limit`` (the tails read little-endian)."""
+    n = min(limit, len(a), len(b))
+    if n <= 0:
+        return 0
+    x = int.from_bytes(a[len(a) - n :], "little") ^ int.from_bytes(b[len(b) - n :], "little")
+    return n if x == 0 else n - 1 - (x.bit_length() - 1) // 8
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
