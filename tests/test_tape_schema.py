@@ -137,3 +137,37 @@ def test_statements_are_cut_where_sqlite_says_they_end() -> None:
     assert db.execute("SELECT a FROM t").fetchall() == [("one; two",)]
     with pytest.raises(ValueError, match="incomplete"):
         _tape._statements("CREATE TABLE u (a TEXT); INSERT INTO u VALUES ('x'")
+
+
+UPGRADE = """
+import sys
+from seamtape.tape import Tape
+sys.stdin.readline()
+Tape(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_one_schema_1_tape_together_upgrade_it_once(old_tape: Path) -> None:
+    import subprocess
+    import sys
+
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", UPGRADE, str(old_tape)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    assert verify(old_tape).ok
+    assert _query(old_tape, "SELECT value FROM meta WHERE key='schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]

@@ -335,25 +335,25 @@ class Tape:
 
     def _migrate(self, version: int) -> None:
         if version < SCHEMA_VERSION:
-            with self._lock, self._guard():
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if version > 0:  # another process may have upgraded it since it opened
-                        row = self._db.execute(
-                            "SELECT value FROM meta WHERE key='schema_version'"
-                        ).fetchone()
-                        version = int(row[0]) if row is not None else version
-                    for migrate in _MIGRATIONS[version:]:
-                        migrate(self._db)
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            self._version = SCHEMA_VERSION
+            with self._write():
+                # Another process may have upgraded the tape while this one waited for the
+                # write lock: read the version again, under the lock.
+                version = self._stored_version(version)
+                for migrate in _MIGRATIONS[version:]:
+                    migrate(self._db)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def _stored_version(self, default: int) -> int:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return default
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return default if row is None else int(row[0])
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
