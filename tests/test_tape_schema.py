@@ -51,8 +51,12 @@ def test_a_schema_1_tape_is_upgraded_in_place_and_replays_bit_exact(old_tape: Pa
     deltas_before = _query(old_tape, "SELECT hash, substr(data, 1, 32) FROM blob WHERE codec=2")
     assert len(deltas_before) >= 3  # the committed tape really holds schema-1 deltas
 
-    report = verify(old_tape)  # opening it upgrades it
+    report = verify(old_tape)  # read as it is: schema-1 deltas decode, nothing written
     assert report.ok, report.problems
+    assert _query(old_tape, "SELECT value FROM meta WHERE key='schema_version'") == [("1",)]
+    with Tape(old_tape) as tape:  # the first write upgrades it (here: asked for directly)
+        tape.upgrade()
+    assert verify(old_tape).ok
     assert _query(old_tape, "SELECT value FROM meta WHERE key='schema_version'") == [
         (str(SCHEMA_VERSION),)
     ]
@@ -95,14 +99,17 @@ def test_an_upgrade_that_fails_midway_leaves_the_schema_1_tape_as_it_was(
         raise OSError("disk full")  # ...and then the upgrade stopped
 
     monkeypatch.setattr(_tape, "_MIGRATIONS", [_tape._MIGRATIONS[0], upgrade_then_fail])
-    with pytest.raises(OSError, match="disk full"):
-        Tape(old_tape)
+    with pytest.raises(OSError, match="disk full"), Tape(old_tape) as tape:
+        tape.upgrade()
     assert _query(old_tape, "SELECT value FROM meta WHERE key='schema_version'") == [("1",)]
     assert _query(old_tape, "SELECT hash, codec, data FROM blob ORDER BY hash") == before
     assert _query(old_tape, "SELECT sql FROM sqlite_master ORDER BY name") == schema_before
 
     monkeypatch.undo()
-    assert verify(old_tape).ok  # and the next open upgrades it
+    with Tape(old_tape) as tape:  # and the next write upgrades it
+        tape.upgrade()
+    assert verify(old_tape).ok
+    assert _query(old_tape, "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
 
 
 def test_a_new_tape_stores_a_delta_base_as_a_reference(tmp_path: Path) -> None:
@@ -143,7 +150,8 @@ UPGRADE = """
 import sys
 from seamtape.tape import Tape
 sys.stdin.readline()
-Tape(sys.argv[1]).close()
+with Tape(sys.argv[1]) as tape:
+    tape.upgrade()
 """
 
 

@@ -482,11 +482,24 @@ class Cursor:
     def _build(self, ticket: Ticket, ended: float, draws: list[Draw]) -> Record:
         request_hash = blob_hash(ticket.body)
         # A streamed body stays in the chunks it came in (the agent holds them too): hashed and
-        # compressed chunk by chunk, it is never copied whole in memory.
+        # compressed chunk by chunk, it is never copied whole in memory, unless a hook edits it.
         parts = ticket.parts
         response_body: bytes | list[bytes] = parts if len(parts) > 1 else b"".join(parts)
-        response_hash = chunks_hash(parts)
-        response_headers_json = json.dumps(redact_headers(_text_pairs(ticket.response_headers)))
+        response_headers = _text_pairs(ticket.response_headers)
+        hook = self._matching.before_record_response
+        if hook is not None and ticket.status:
+            response_body = b"".join(parts)
+            changed = hook(TapeResponse(ticket.status, response_headers, response_body))
+            if changed.body != response_body:
+                ticket.timings = None  # the stored body is served whole
+            ticket.status, response_body = changed.status, changed.body
+            response_headers = list(changed.headers)
+        response_hash = (
+            chunks_hash(response_body)
+            if isinstance(response_body, list)
+            else blob_hash(response_body)
+        )
+        response_headers_json = json.dumps(redact_headers(response_headers))
         error_json = None if ticket.error is None else json.dumps(ticket.error)
         exchange = Exchange(
             run=self.run,
@@ -639,6 +652,35 @@ class Ticket:
             return
         self._done = True
         self.cursor._finish(self)
+
+
+def _path_of(url: str) -> str:
+    """A URL without its scheme and host: how an extra tape's exchanges are matched."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+|\*)\]|\[\"([^\"]+)\"\]")
+
+
+def _without(doc: Any, path: str) -> Any:
+    """``doc`` with the value(s) at a JSON path (``$.a.b``, ``$.a[0]``, ``$.a[*].b``) left out."""
+    steps = [m.group(1) or m.group(3) or m.group(2) for m in _STEP.finditer(path.lstrip("$"))]
+    return _drop(doc, steps) if steps else doc
+
+
+def _drop(doc: Any, steps: list[str]) -> Any:
+    head, rest = steps[0], steps[1:]
+    if isinstance(doc, dict) and head in doc:
+        if not rest:
+            return {k: v for k, v in doc.items() if k != head}
+        return {**doc, head: _drop(doc[head], rest)}
+    if isinstance(doc, list) and (head == "*" or head.isdigit()):
+        picked = range(len(doc)) if head == "*" else [int(head)]
+        if not rest:
+            return [v for i, v in enumerate(doc) if i not in picked]
+        return [_drop(v, rest) if i in picked else v for i, v in enumerate(doc)]
+    return doc
 
 
 def _find_secret_in(parts: list[bytes]) -> str | None:

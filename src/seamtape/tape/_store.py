@@ -199,7 +199,8 @@ def merge(into: str | os.PathLike[str], sources: Sequence[str | os.PathLike[str]
     for source in sources:
         if Path(source).resolve() == target:
             raise TapeError(f"{source}: cannot merge a tape into itself")
-        Tape(source).close()  # refuses a missing, damaged or newer tape; upgrades an older one
+        with Tape(source) as tape:  # refuses a missing, damaged or newer tape
+            tape.upgrade()  # the copy below reads schema 2's columns
     with Tape(into, create=True) as tape:
         db = tape._db
         with contextlib.ExitStack() as attached:

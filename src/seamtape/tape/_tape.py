@@ -85,10 +85,16 @@ CREATE TABLE draw (
 );
 """
 
-# Schema 2: a delta's base is a column of its own, so a query can tell which blobs are still
-# referenced (gc, prune); forks are found by their parent through an index. A schema-1 delta
-# packed the base's 32-byte hash in front of its data.
-_SCHEMA_V2 = """
+# Version 2: the simulator policy a run's live requests were answered by (a spec that
+# ``seamtape.sim.policy_from_spec`` reads), so forks and re-recordings can restart it.
+_RUN_SIM_POLICY = "ALTER TABLE run ADD COLUMN sim_policy TEXT"
+
+# Schema 2 also gives a delta's base a column of its own, so a query can tell which blobs are
+# still referenced (gc, prune); forks are found by their parent through an index. A schema-1
+# delta packed the base's 32-byte hash in front of its data.
+_SCHEMA_V2 = f"""
+{_RUN_SIM_POLICY};
+
 ALTER TABLE blob ADD COLUMN base BLOB REFERENCES blob(hash);  -- a delta's base, else NULL
 
 UPDATE blob SET base = substr(data, 1, 32), data = substr(data, 33) WHERE codec = 2;
@@ -112,6 +118,8 @@ _COMPRESS_MIN = 256  # below this zstd's frame costs more than it saves
 _DELTAS = (_DELTA, _DELTA_ZSTD)
 _DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
 _DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
+# RunInfo.recorded, in SQL: not ingested, and not a fork unless a pytest extension.
+_RECORDED = "status != 'ingested' AND (parent IS NULL OR json_extract(mutation, '$.kind') = 'new')"
 _CHAIN_READ_MAX = 100_000  # bases read ahead in one query (a looping chain stops here)
 _DELTA_CANDIDATES = 3  # the newest remembered bodies a delta's base is chosen from
 _RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
@@ -304,7 +312,11 @@ class Tape:
                 # tape every _WAL_PAGES pages and cut the file back to that size after.
                 self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
                 self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
-                self._migrate(version)
+                # An older tape is upgraded when something is first written to it, not when
+                # it is read: replaying a committed tape leaves its bytes untouched.
+                self._version = version
+                if create and version == 0:
+                    self._migrate(version)
         except BaseException:
             self._db.close()
             raise
@@ -333,9 +345,17 @@ class Tape:
             )
         return version
 
+    def upgrade(self) -> None:
+        """Upgrade an older tape now (it is otherwise upgraded by its first write)."""
+        self._migrate(self._version)
+
     def _migrate(self, version: int) -> None:
-        if version < SCHEMA_VERSION:
-            with self._write():
+        """Run the migrations from ``version`` in one transaction with the version bump."""
+        if version >= SCHEMA_VERSION:
+            return
+        with self._lock, self._guard():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
                 # Another process may have upgraded the tape while this one waited for the
                 # write lock: read the version again, under the lock.
                 version = self._stored_version(version)
@@ -345,6 +365,11 @@ class Tape:
                     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._version = SCHEMA_VERSION
 
     def _stored_version(self, default: int) -> int:
         has_meta = self._db.execute(
@@ -503,24 +528,36 @@ class Tape:
             part = wanted[i : i + 500]
             with self._guard():
                 rows = self._db.execute(
-                    "SELECT hash, codec, data, base, size FROM blob "
+                    f"SELECT hash, codec, data, {self._base_column}, size FROM blob "
                     f"WHERE hash IN ({','.join('?' * len(part))})",
                     part,
                 ).fetchall()
             for digest, codec, data, base, size in rows:
-                self._rows[digest] = (codec, data, base, size)
+                self._rows[digest] = self._stored_row(codec, data, base, size)
 
     def _row(self, digest: bytes) -> _BlobRow:
         # Not popped: one body may answer many steps (identical responses share a blob).
         row = self._rows.get(digest)
         if row is None:
             with self._guard():
-                row = self._db.execute(
-                    "SELECT codec, data, base, size FROM blob WHERE hash=?", (digest,)
+                found = self._db.execute(
+                    f"SELECT codec, data, {self._base_column}, size FROM blob WHERE hash=?",
+                    (digest,),
                 ).fetchone()
-            if row is None:
+            if found is None:
                 raise TapeError(f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing")
+            row = self._stored_row(*found)
         return row
+
+    @property
+    def _base_column(self) -> str:
+        return "base" if self._version >= 2 else "NULL"  # read before an upgrade
+
+    def _stored_row(self, codec: int, data: bytes, base: bytes | None, size: int) -> _BlobRow:
+        """A blob row in schema 2's shape; a schema-1 delta carried its base in its data."""
+        if self._version < 2 and codec == _DELTA and base is None and len(data) >= 32:
+            return codec, data[32:], data[:32], size
+        return codec, data, base, size
 
     def blob(self, digest: bytes, *, remember: bool = True) -> bytes:
         """A body by its hash, decoded; ``remember`` keeps it as a base for the next delta."""
@@ -613,7 +650,7 @@ class Tape:
         node: bytes | None = digest
         seen: set[bytes] = set()
         rows = {digest: row}
-        if base is not None and base not in self._recent:
+        if base is not None and base not in self._recent and self._version >= 2:
             rows.update(self._chain(base))  # cold: the whole chain's rows in one query
         while wanted:
             if node is None or node in seen:
@@ -761,11 +798,14 @@ class Tape:
         with self._write() as db:
             db.execute("UPDATE run SET fork_step=? WHERE id=?", (step, run_id))
 
-    _RUN_COLUMNS = (
-        "id, name, created, parent, fork_step, mutation, upstream, status, result, outcome, "
-        "digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
-        "(SELECT count(*) FROM draw d WHERE d.run = run.id)"
-    )
+    @property
+    def _run_columns(self) -> str:
+        return (
+            "id, name, created, parent, fork_step, mutation, upstream, status, result, outcome, "
+            "digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
+            "(SELECT count(*) FROM draw d WHERE d.run = run.id), "
+            + ("sim_policy" if self._version >= 2 else "NULL")  # read before an upgrade
+        )
 
     def runs(self) -> list[RunInfo]:
         return self._select_runs("1 ORDER BY created, rowid")
@@ -781,18 +821,20 @@ class Tape:
     def _select_runs(self, where: str, *args: Any) -> list[RunInfo]:
         with self._guard():
             rows = self._db.execute(
-                f"SELECT {self._RUN_COLUMNS} FROM run WHERE {where}", args
+                f"SELECT {self._run_columns} FROM run WHERE {where}", args
             ).fetchall()
         return [_run_info(r) for r in rows]
 
     def run(self, run_id: str | None = None) -> RunInfo:
-        """The run with this id (or unique id prefix); the latest run when ``run_id`` is None.
+        """The run with this id (or unique id prefix, or name); when ``run_id`` is None, the
+        latest *recorded* run (see ``RunInfo.recorded``): forks and trials never become the
+        default, so a lens writing into a tape does not change what its users replay.
 
         Only the runs asked for are read: opening one run of a tape of thousands costs the
         same as opening a small tape.
         """
         if run_id is None:
-            found = self._latest_runs("1", 1)
+            found = self._latest_runs(_RECORDED, 1) or self._latest_runs("1", 1)
             if not found:
                 raise UnknownRunError(f"{self.path}: the tape holds no runs")
             return found[0]
@@ -968,10 +1010,11 @@ class Tape:
                 problems.extend(f"sqlite: {r[0]}" for r in check[:10])
             # In the order written, so that a delta's base was decoded (and kept) just before.
             for digest, codec, data, base, size in self._db.execute(
-                "SELECT hash, codec, data, base, size FROM blob ORDER BY rowid"
-            ):
+                f"SELECT hash, codec, data, {self._base_column}, size FROM blob ORDER BY rowid"
+            ).fetchall():
                 try:
-                    body = self._decode(digest, (codec, data, base, size), check=False)
+                    row = self._stored_row(codec, data, base, size)
+                    body = self._decode(digest, row, check=False)
                 except TapeError as exc:  # a damaged frame or chain, reported not raised
                     problems.append(f"blob {digest.hex()[:12]}: cannot be read ({exc})")
                     continue
