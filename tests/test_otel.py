@@ -412,12 +412,13 @@ def test_the_cli_sends_to_an_endpoint_and_a_collector_that_is_down_is_one_line(
 # --- the command line -------------------------------------------------------------------------
 
 
-def test_export_without_otel_is_a_usage_error_naming_the_store_commands(
+def test_export_is_json_lines_by_default_and_otel_with_its_flag(
     recorded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = seamtape_cli(capsys, "export", str(recorded), "-o", str(tmp_path / "x.json"))
-    assert code == 2 and "store commands" in out
-    assert not (tmp_path / "x.json").exists()
+    code, out = seamtape_cli(capsys, "export", str(recorded), "-o", str(tmp_path / "x.jsonl"))
+    assert code == 0
+    header = json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
+    assert header["format"] == "seamtape-runs"
     code, out = seamtape_cli(capsys, "export", str(recorded), "--otel")
     assert code == 2 and "-o FILE" in out
     code, out = seamtape_cli(

@@ -21,7 +21,16 @@ from urllib.parse import urlsplit
 from seamtape._errors import DamagedTapeError, DivergenceError, GuardTripped, SecretWarning
 from seamtape._match import Redaction, canonical_url, explain, find_secret, redact_headers
 from seamtape._nondet import LiveDraws, NondetSource, ServedDraws
-from seamtape.tape import Digest, Draw, Exchange, Record, Tape, blob_hash, exchange_hash
+from seamtape.tape import (
+    Digest,
+    Draw,
+    Exchange,
+    Record,
+    Tape,
+    blob_hash,
+    chunks_hash,
+    exchange_hash,
+)
 
 __all__ = [
     "Cursor",
@@ -503,12 +512,9 @@ class Cursor:
         return ticket
 
     def _finish(self, ticket: Ticket) -> None:
-        request, response = ticket.body, b"".join(ticket.parts)
+        request, response = ticket.body, ticket.parts
         if self._redaction is not None:
-            request, redacted = self._redaction.apply(request), self._redaction.apply(response)
-            if redacted is not response:
-                ticket.timings = None  # the recorded chunk sizes no longer add up: served whole
-            response = redacted
+            request, response = self._redaction.apply(request), self._redacted_parts(ticket)
         else:
             self._warn_secrets(ticket, request, response)
         ended = time.time()
@@ -520,9 +526,24 @@ class Cursor:
             draws = self._take_draws()
         self.tape.add_exchange(*self._build(ticket, ended, draws, request, response))
 
-    def _warn_secrets(self, ticket: Ticket, request: bytes, response: bytes) -> None:
-        for side, data in (("request", request), ("response", response)):
-            label = find_secret(data)
+    def _redacted_parts(self, ticket: Ticket) -> list[bytes]:
+        """The response's parts with secrets redacted; the chunks as they came (no copy) when
+        nothing in them is a secret the rules would touch."""
+        assert self._redaction is not None
+        parts = ticket.parts
+        rules = self._redaction
+        if not rules.patterns and not rules.json_paths and _find_secret_in(parts) is None:
+            return parts
+        whole = b"".join(parts)
+        redacted = rules.apply(whole)
+        if redacted is whole:
+            return parts
+        ticket.timings = None  # the recorded chunk sizes no longer add up: served whole
+        return [redacted]
+
+    def _warn_secrets(self, ticket: Ticket, request: bytes, response: list[bytes]) -> None:
+        for side, parts in (("request", [request]), ("response", response)):
+            label = _find_secret_in(parts)
             if label:
                 warnings.warn(
                     SecretWarning(
@@ -533,20 +554,33 @@ class Cursor:
                 )
 
     def _build(
-        self, ticket: Ticket, ended: float, draws: list[Draw], request: bytes, response: bytes
+        self,
+        ticket: Ticket,
+        ended: float,
+        draws: list[Draw],
+        request: bytes,
+        response: list[bytes],
     ) -> Record:
         """The exchange to store: ``request`` and ``response`` are the bodies as redacted."""
         request_hash = blob_hash(request)
-        response_body = response
+        # A streamed body stays in the chunks it came in (the agent holds them too): hashed and
+        # compressed chunk by chunk, it is never copied whole in memory, unless a hook edits it.
+        parts = response
+        response_body: bytes | list[bytes] = parts if len(parts) > 1 else b"".join(parts)
         response_headers = _text_pairs(ticket.response_headers)
         hook = self._matching.before_record_response
         if hook is not None and ticket.status:
+            response_body = b"".join(parts)
             changed = hook(TapeResponse(ticket.status, response_headers, response_body))
             if changed.body != response_body:
                 ticket.timings = None  # the stored body is served whole
             ticket.status, response_body = changed.status, changed.body
             response_headers = list(changed.headers)
-        response_hash = blob_hash(response_body)
+        response_hash = (
+            chunks_hash(response_body)
+            if isinstance(response_body, list)
+            else blob_hash(response_body)
+        )
         response_headers_json = json.dumps(redact_headers(response_headers))
         error_json = None if ticket.error is None else json.dumps(ticket.error)
         exchange = Exchange(
@@ -729,6 +763,17 @@ def _drop(doc: Any, steps: list[str]) -> Any:
             return [v for i, v in enumerate(doc) if i not in picked]
         return [_drop(v, rest) if i in picked else v for i, v in enumerate(doc)]
     return doc
+
+
+def _find_secret_in(parts: list[bytes]) -> str | None:
+    """``find_secret`` over a body in parts, including what straddles two of them."""
+    previous = b""
+    for part in parts:
+        label = find_secret(part) or (previous and find_secret(previous[-256:] + part[:256]))
+        if label:
+            return label
+        previous = part
+    return None
 
 
 def _split(body: bytes, chunks_json: str | None) -> list[bytes]:

@@ -23,7 +23,7 @@ class DamagedTapeError(TapeError):
 
     def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
-        self.reason = reason  # what is wrong with the blob, without the path and advice
+        self.reason = reason or message  # what is wrong, without the path and advice
 
 
 class UnknownRunError(TapeError):

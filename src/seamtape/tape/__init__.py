@@ -6,6 +6,7 @@ rewrites a tape atomically.
 """
 
 from ._digest import Digest, exchange_hash
+from ._jsonl import ImportReport, export_runs, import_runs, write_export
 from ._maintenance import (
     Rewrite,
     copy_tape,
@@ -13,7 +14,17 @@ from ._maintenance import (
     remove_leftovers,
     remove_tape,
 )
-from ._tape import SCHEMA_VERSION, Draw, Exchange, Record, RunInfo, Tape, blob_hash
+from ._store import GcReport, MergeReport, PruneReport, gc, merge, prune, tape_bytes
+from ._tape import (
+    SCHEMA_VERSION,
+    Draw,
+    Exchange,
+    Record,
+    RunInfo,
+    Tape,
+    blob_hash,
+    chunks_hash,
+)
 from ._verify import VerifyReport, run_digest, verify
 
 __all__ = [
@@ -21,17 +32,29 @@ __all__ = [
     "Digest",
     "Draw",
     "Exchange",
+    "GcReport",
+    "ImportReport",
+    "MergeReport",
+    "PruneReport",
     "Record",
     "Rewrite",
     "RunInfo",
     "Tape",
     "VerifyReport",
     "blob_hash",
+    "chunks_hash",
     "copy_tape",
     "exchange_hash",
+    "export_runs",
+    "gc",
+    "import_runs",
     "leftover_recordings",
+    "merge",
+    "prune",
     "remove_leftovers",
     "remove_tape",
     "run_digest",
+    "tape_bytes",
     "verify",
+    "write_export",
 ]

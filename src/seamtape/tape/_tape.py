@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import sqlite3
@@ -16,7 +15,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from .._errors import DamagedTapeError, TapeError, UnknownRunError
 
-__all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash"]
+__all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash", "chunks_hash"]
 
 SCHEMA_VERSION = 2
 
@@ -90,38 +89,87 @@ CREATE TABLE draw (
 # ``seamtape.sim.policy_from_spec`` reads), so forks and re-recordings can restart it.
 _RUN_SIM_POLICY = "ALTER TABLE run ADD COLUMN sim_policy TEXT"
 
+# Schema 2 also gives a delta's base a column of its own, so a query can tell which blobs are
+# still referenced (gc, prune); forks are found by their parent through an index. A schema-1
+# delta packed the base's 32-byte hash in front of its data.
 _SCHEMA_V2 = f"""
 {_RUN_SIM_POLICY};
+
+ALTER TABLE blob ADD COLUMN base BLOB REFERENCES blob(hash);  -- a delta's base, else NULL
+
+UPDATE blob SET base = substr(data, 1, 32), data = substr(data, 33) WHERE codec = 2;
+
+CREATE INDEX blob_base ON blob(base) WHERE base IS NOT NULL;
+
+CREATE INDEX run_parent ON run(parent);
+
+CREATE INDEX run_created ON run(created);
 """
 
-# Each migration takes a tape from version N to N + 1; index 0 creates version 1.
+# Each migration takes a tape from version N to N + 1; index 0 creates version 1. They run in
+# one transaction with the schema_version update: a tape is upgraded whole or not at all.
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: _run_script(db, _SCHEMA_V1),
     lambda db: _run_script(db, _SCHEMA_V2),
 ]
 
-_RAW, _ZSTD, _DELTA = 0, 1, 2
-_COMPRESS_MIN = 4096  # smaller bodies gain little, and replay reads them raw for free
-_DELTA_MAX_DEPTH = 16  # a delta's base may itself be a delta, this many times at most
-_DELTA_HEADER = struct.Struct(">32sQQ")  # base hash, shared prefix length, shared suffix length
+_RAW, _ZSTD, _DELTA, _DELTA_ZSTD = 0, 1, 2, 3  # 3: a delta whose own bytes are zstd
+_COMPRESS_MIN = 256  # below this zstd's frame costs more than it saves
+_DELTAS = (_DELTA, _DELTA_ZSTD)
+_DELTA_MIN = 512  # below this a delta's header and base lookup cost more than they save
+_DELTA_HEADER = struct.Struct(">QQ")  # shared prefix length, shared suffix length
+# RunInfo.recorded, in SQL: not ingested, and not a fork unless a pytest extension.
+_RECORDED = "status != 'ingested' AND (parent IS NULL OR json_extract(mutation, '$.kind') = 'new')"
+_CHAIN_READ_MAX = 100_000  # bases read ahead in one query (a looping chain stops here)
+_DELTA_CANDIDATES = 3  # the newest remembered bodies a delta's base is chosen from
+_RECENT_KEEP = 8  # decoded bodies kept in memory: the bases of the next deltas
 _PREFETCH_KEEP = 1024  # stored rows kept from prefetches before the oldest are dropped
+_WAL_PAGES = 256  # write-ahead log pages folded into the tape at a time (1 MiB)
 _BUSY_TIMEOUT = 60.0  # seconds a connection waits for another process's write to commit
 
 
 # An exchange ready to write: the row, its two bodies (None: already stored) and the draws
 # the agent made before it.
-Record = tuple["Exchange", bytes | None, bytes | None, list["Draw"]]
+# A response body may come as its streamed parts, so that it is never joined in memory.
+Record = tuple["Exchange", bytes | None, "bytes | Sequence[bytes] | None", list["Draw"]]
+# A blob's stored row: codec, data, delta base (or None), uncompressed size.
+_BlobRow = tuple[int, bytes, bytes | None, int]
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
-    # executescript() would commit the migration's transaction half-way; run each statement.
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # executescript() would commit the migration's transaction half-way; run each statement,
+    # cut where SQLite itself says a statement is complete (a ";" in a comment or a string
+    # literal does not end one).
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+def _statements(script: str) -> list[str]:
+    """The script's statements: pieces between semicolons, joined until SQLite calls them
+    complete, so a semicolon inside a string literal or a comment does not cut one."""
+    statements, pending = [], ""
+    *pieces, rest = script.split(";")
+    for piece in pieces:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    rest = pending + rest  # after the last complete statement: blank, or only comments
+    if any(line.split("--", 1)[0].strip() for line in rest.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of a script: {rest.strip()!r}")
+    return statements
 
 
 def blob_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+def chunks_hash(parts: Sequence[bytes]) -> bytes:
+    """The blob hash of the body these parts make, without joining them."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
 
 
 @dataclass
@@ -227,10 +275,10 @@ class Tape:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self._fresh: set[bytes] = set()  # blobs written raw by this handle, compacted at close
-        self._rows: dict[bytes, tuple[int, bytes]] = {}  # prefetched, not yet decoded
+        self._rows: dict[bytes, _BlobRow] = {}  # prefetched, not yet decoded
         self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
         self._verified: set[bytes] = set()  # blobs this handle has checked against their hash
+        self._zstd_c: Any = None
         self._zstd_d: Any = None
         self._version = SCHEMA_VERSION
         if not self.path.exists():
@@ -253,10 +301,18 @@ class Tape:
                 # Read what the file is before writing anything to it: a file that is not a
                 # tape is refused untouched.
                 version = self._schema_version(create)
+                if version == 0:
+                    # Before the first table: space freed by gc and prune goes back to the
+                    # file system (PRAGMA incremental_vacuum), with no full rewrite.
+                    self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
                 # process (it is in the WAL); only power loss may drop the last commits.
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                # Keep the write-ahead log small while a long run records: fold it into the
+                # tape every _WAL_PAGES pages and cut the file back to that size after.
+                self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+                self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
                 # An older tape is upgraded when something is first written to it, not when
                 # it is read: replaying a committed tape leaves its bytes untouched.
                 self._version = version
@@ -290,27 +346,40 @@ class Tape:
             )
         return version
 
+    def upgrade(self) -> None:
+        """Upgrade an older tape now (it is otherwise upgraded by its first write)."""
+        self._migrate(self._version)
+
     def _migrate(self, version: int) -> None:
-        if version < SCHEMA_VERSION:
-            with self._lock, self._guard():
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    # Read again under the write lock: another process or thread may have
-                    # created or upgraded the tape since this handle read it (many opening one
-                    # new path at once), and then there is less, or nothing, to do.
-                    version = self._schema_version(create=True)
-                    for migrate in _MIGRATIONS[version:]:
-                        migrate(self._db)
-                    if version < SCHEMA_VERSION:
-                        self._db.execute(
-                            "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
-                            (str(SCHEMA_VERSION),),
-                        )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            self._version = SCHEMA_VERSION
+        """Run the migrations from ``version`` in one transaction with the version bump."""
+        if version >= SCHEMA_VERSION:
+            return
+        with self._lock, self._guard():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have upgraded the tape while this one waited for the
+                # write lock: read the version again, under the lock.
+                version = self._stored_version(version)
+                for migrate in _MIGRATIONS[version:]:
+                    migrate(self._db)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        self._version = SCHEMA_VERSION
+
+    def _stored_version(self, default: int) -> int:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return default
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return default if row is None else int(row[0])
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -333,16 +402,14 @@ class Tape:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        """Compact the blobs written through this handle, and close the file."""
+        """Close the file (every write is already committed in its compact form)."""
         if self._db is None:
             return
-        try:
-            with self._lock:
-                self._compact()
-        finally:
-            with self._lock:
-                self._db.close()
-                self._db = None  # type: ignore[assignment]
+        with self._lock:
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+            self._recent.clear()
+            self._rows.clear()
 
     def __enter__(self) -> Tape:
         return self
@@ -352,19 +419,106 @@ class Tape:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def _put_blob(self, db: sqlite3.Connection, data: bytes, digest: bytes | None = None) -> bytes:
+    def _encode(
+        self, data: bytes, digest: bytes, *, delta: bool = True
+    ) -> tuple[int, bytes, bytes | None]:
+        """How to store a body that is not on the tape yet: (codec, data, delta base).
+
+        A body that shares most of its bytes with one held in memory (the run's previous
+        request: a conversation grows by appending) is stored as a delta against it, so a run
+        never writes its history twice; other large bodies are zstd-compressed. Everything is
+        decided here, before the write, so no row is ever rewritten and no page left free.
+        """
+        if delta and len(data) >= _DELTA_MIN:
+            best = self._delta_base(data, digest)
+            if best is not None:
+                base, prefix, suffix = best
+                middle = data[prefix : len(data) - suffix]
+                packed = self._compress(middle)
+                if packed is not None:
+                    return _DELTA_ZSTD, _pack_delta(prefix, suffix, packed), base
+                return _DELTA, _pack_delta(prefix, suffix, middle), base
+        packed = self._compress(data)
+        if packed is not None:
+            return _ZSTD, packed, None
+        return _RAW, data, None
+
+    def _compress(self, data: bytes) -> bytes | None:
+        """``data`` zstd-compressed, or None when that saves less than a tenth."""
+        if len(data) < _COMPRESS_MIN:
+            return None
+        packed: bytes = self._compressor().compress(data)
+        return packed if len(packed) < 0.9 * len(data) else None
+
+    def _delta_base(self, data: bytes, digest: bytes) -> tuple[bytes, int, int] | None:
+        """The remembered body sharing the most leading and trailing bytes with ``data``.
+
+        The newest first: in a conversation it is the previous request, and a base that
+        leaves less than an eighth of the body to store ends the search.
+        """
+        best: tuple[bytes, int, int] | None = None
+        shared = len(data) // 2  # a delta must save at least half of the body
+        good_enough = len(data) - len(data) // 8
+        with self._lock:
+            candidates = list(self._recent.items())[-_DELTA_CANDIDATES:]
+        for base_digest, base in reversed(candidates):
+            if base_digest == digest or len(base) < shared:
+                continue
+            prefix = _common_prefix(base, data)
+            suffix = _common_suffix(base, data, min(len(base), len(data)) - prefix)
+            if prefix + suffix > shared:
+                best, shared = (base_digest, prefix, suffix), prefix + suffix
+                if shared >= good_enough:
+                    break
+        return best
+
+    def _compressor(self) -> Any:
+        if self._zstd_c is None:
+            import zstandard
+
+            # The frame carries a checksum: a damaged frame is refused, never misread.
+            self._zstd_c = zstandard.ZstdCompressor(level=3, write_checksum=True)
+        return self._zstd_c
+
+    def _put_blob(
+        self,
+        db: sqlite3.Connection,
+        data: bytes,
+        digest: bytes | None = None,
+        encoded: tuple[int, bytes, bytes | None] | None = None,
+    ) -> bytes:
         digest = digest or blob_hash(data)
-        cur = db.execute(
-            "INSERT OR IGNORE INTO blob(hash, size, codec, data) VALUES(?, ?, 0, ?)",
-            (digest, len(data), data),
-        )
-        if cur.rowcount and len(data) >= _COMPRESS_MIN:
-            self._fresh.add(digest)
+        encoded = encoded or self._encode(data, digest)
+        base = encoded[2]
+        if (
+            base is not None
+            and not db.execute("SELECT 1 FROM blob WHERE hash=?", (base,)).fetchone()
+        ):
+            # The base was removed since it was read (a prune from another process): store
+            # the body on its own rather than against a blob that is gone.
+            encoded = self._encode(data, digest, delta=False)
+        self._insert_blob(db, digest, len(data), encoded)
         return digest
 
+    @staticmethod
+    def _insert_blob(
+        db: sqlite3.Connection, digest: bytes, size: int, encoded: tuple[int, bytes, bytes | None]
+    ) -> None:
+        codec, stored, base = encoded
+        db.execute(
+            "INSERT OR IGNORE INTO blob(hash, size, codec, data, base) VALUES(?, ?, ?, ?, ?)",
+            (digest, size, codec, stored, base),
+        )
+
     def put_blob(self, data: bytes) -> bytes:
+        digest = blob_hash(data)
+        encoded = self._encode(data, digest)
         with self._write() as db:
-            return self._put_blob(db, data)
+            return self._put_blob(db, data, digest, encoded)
+
+    def remember(self, digest: bytes, data: bytes) -> None:
+        """Keep a body in memory as a base for the deltas of the bodies written after it."""
+        self._remember(digest, data)
 
     def prefetch(self, digests: Iterable[bytes]) -> None:
         """Read these blobs' stored rows in one query, ahead of ``blob`` and ``body_equals``."""
@@ -375,23 +529,38 @@ class Tape:
             part = wanted[i : i + 500]
             with self._guard():
                 rows = self._db.execute(
-                    f"SELECT hash, codec, data FROM blob WHERE hash IN ({','.join('?' * len(part))})",
+                    f"SELECT hash, codec, data, {self._base_column}, size FROM blob "
+                    f"WHERE hash IN ({','.join('?' * len(part))})",
                     part,
                 ).fetchall()
-            for digest, codec, data in rows:
-                self._rows[digest] = (codec, data)
+            for digest, codec, data, base, size in rows:
+                self._rows[digest] = self._stored_row(codec, data, base, size)
 
-    def _row(self, digest: bytes) -> tuple[int, bytes]:
+    def _row(self, digest: bytes) -> _BlobRow:
         # Not popped: one body may answer many steps (identical responses share a blob).
         row = self._rows.get(digest)
         if row is None:
             with self._guard():
-                row = self._db.execute(
-                    "SELECT codec, data FROM blob WHERE hash=?", (digest,)
+                found = self._db.execute(
+                    f"SELECT codec, data, {self._base_column}, size FROM blob WHERE hash=?",
+                    (digest,),
                 ).fetchone()
-            if row is None:
-                raise self._damaged(digest, "is missing")
+            if found is None:
+                raise DamagedTapeError(
+                    f"{self.path}: damaged tape, blob {digest.hex()[:12]} is missing"
+                )
+            row = self._stored_row(*found)
         return row
+
+    @property
+    def _base_column(self) -> str:
+        return "base" if self._version >= 2 else "NULL"  # read before an upgrade
+
+    def _stored_row(self, codec: int, data: bytes, base: bytes | None, size: int) -> _BlobRow:
+        """A blob row in schema 2's shape; a schema-1 delta carried its base in its data."""
+        if self._version < 2 and codec == _DELTA and base is None and len(data) >= 32:
+            return codec, data[32:], data[:32], size
+        return codec, data, base, size
 
     def blob(self, digest: bytes, *, remember: bool = True, verify: bool = True) -> bytes:
         """A body by its hash, decoded; ``remember`` keeps it as a base for the next delta.
@@ -402,14 +571,20 @@ class Tape:
         """
         known = self._recent.get(digest)
         if known is None:
-            codec, data = self._row(digest)
-            known = self._decode(digest, codec, data)
+            row = self._row(digest)
+            known = self._decode(digest, row)
+            if row[0] in _DELTAS:  # rebuilt, and checked against its hash as it was
+                self._verified.add(digest)
             if remember:
                 self._remember(digest, known)
         if verify and digest not in self._verified:
             if blob_hash(known) != digest:
                 self._recent.pop(digest, None)
-                raise self._damaged(digest, "does not match its hash")
+                raise DamagedTapeError(
+                    f"{self.path}: damaged tape, blob {digest.hex()[:12]} does not match its "
+                    "hash: run `seamtape verify`",
+                    reason="does not match its hash",
+                )
             self._verified.add(digest)
         return known
 
@@ -427,35 +602,49 @@ class Tape:
         known = self._recent.get(digest)
         if known is not None:
             return known == data
-        codec, stored = self._row(digest)
-        if codec == _DELTA:
-            base_digest, prefix, suffix, middle = self._unpack(digest, stored)
+        row = self._row(digest)
+        codec, stored, base_digest, size = row
+        if len(data) != size:
+            return False
+        if codec in _DELTAS and base_digest is not None:
+            prefix, suffix, middle = self._unpack_delta(codec, stored)
             if len(data) != prefix + len(middle) + suffix:
                 return False
-            base = memoryview(self.blob(base_digest, verify=False))
+            base = memoryview(self.blob(base_digest))
             equal = (
                 data.startswith(base[:prefix])
                 and data.startswith(middle, prefix)
                 and data.endswith(base[len(base) - suffix :])
             )
         else:
-            equal = self._decode(digest, codec, stored) == data
+            equal = self._decode(digest, row) == data
         if equal:
             self._remember(digest, data)
         return equal
 
     def _remember(self, digest: bytes, data: bytes) -> bytes:
         recent = self._recent
+        recent.pop(digest, None)  # re-inserted as the newest
         recent[digest] = data
-        if len(recent) > 8:
+        if len(recent) > _RECENT_KEEP:
             del recent[next(iter(recent))]
         return data
 
-    def _decode(self, digest: bytes, codec: int, data: bytes, depth: int = 0) -> bytes:
-        """A stored row's bytes; damage (a bad zstd frame, a delta chain that loops or runs
-        deeper than any writer makes) raises ``DamagedTapeError``, never a library error."""
+    def _unpack_delta(self, codec: int, data: bytes) -> tuple[int, int, memoryview]:
+        if len(data) < _DELTA_HEADER.size:
+            raise DamagedTapeError(f"{self.path}: damaged tape, a delta blob is truncated")
+        prefix, suffix = _DELTA_HEADER.unpack_from(data)
+        middle = memoryview(data)[_DELTA_HEADER.size :]
+        if codec == _DELTA_ZSTD:
+            middle = memoryview(self._plain(_ZSTD, bytes(middle)))
+        return prefix, suffix, middle
+
+    def _plain(self, codec: int, data: bytes) -> bytes:
         if not isinstance(data, bytes):
-            raise self._damaged(digest, f"is stored as {type(data).__name__}, not bytes")
+            raise DamagedTapeError(
+                f"{self.path}: damaged tape, a blob is stored as {type(data).__name__}, not "
+                "bytes: run `seamtape verify`"
+            )
         if codec == _RAW:
             return data
         if codec == _ZSTD:
@@ -464,111 +653,109 @@ class Tape:
 
                 self._zstd_d = zstandard.ZstdDecompressor()
             try:
-                plain: bytes = self._zstd_d.decompress(data)
-            except Exception as exc:  # zstandard.ZstdError: imported lazily, caught broadly
-                raise self._damaged(digest, f"cannot decompress ({exc})") from None
-            return plain
-        if codec == _DELTA:
-            base_digest, prefix, suffix, middle = self._unpack(digest, data)
-            known = self._recent.get(base_digest)
-            if known is None:
-                if base_digest == digest or depth > _DELTA_MAX_DEPTH:
-                    raise self._damaged(digest, "its delta chain loops or is too deep")
-                base_codec, base_data = self._row(base_digest)
-                known = self._remember(
-                    base_digest, self._decode(base_digest, base_codec, base_data, depth + 1)
-                )
-            if prefix + suffix > len(known):
-                raise self._damaged(digest, "its delta reaches past its base")
-            tail = known[len(known) - suffix :] if suffix else b""
-            return b"".join((known[:prefix], middle, tail))
+                return self._zstd_d.decompress(data)  # type: ignore[no-any-return]
+            except Exception as exc:  # zstandard.ZstdError: a damaged frame
+                raise DamagedTapeError(
+                    f"{self.path}: damaged tape, a blob cannot be decompressed ({exc})"
+                ) from None
         raise TapeError(f"{self.path}: blob codec {codec} is unknown; upgrade seamtape")
 
-    def _unpack(self, digest: bytes, data: bytes) -> tuple[bytes, int, int, bytes]:
-        if len(data) < _DELTA_HEADER.size:
-            raise self._damaged(digest, "its delta header is cut short")
-        return _unpack_delta(data)
+    def _decode(self, digest: bytes, row: _BlobRow, *, check: bool = True) -> bytes:
+        """A stored body, rebuilt byte for byte; a delta is checked against its hash.
 
-    def _damaged(self, digest: bytes, why: str) -> DamagedTapeError:
-        return DamagedTapeError(
-            f"{self.path}: damaged tape, blob {digest.hex()[:12]} {why}: run `seamtape verify`",
-            reason=why,
-        )
-
-    def _compact(self) -> None:
-        """Store the blobs this handle wrote raw in their compact form.
-
-        Recording writes bodies raw so each exchange commits fast; this runs once, when the
-        tape closes. A request body that shares most of its bytes with the run's previous
-        request (a conversation grows by appending) is stored as a delta against it; other
-        large bodies are zstd-compressed. A crash before this leaves valid raw blobs.
+        A delta chain is resolved without building the bodies in between: the wanted byte
+        ranges are mapped down the chain, each delta's own bytes copied where they land, until
+        a stored body (or one already in memory) supplies the rest. Reading step 400 of a
+        conversation costs one pass over the chain's small rows and one copy of the result.
         """
-        if not self._fresh:
-            return
-        import zstandard
-
-        compressor = zstandard.ZstdCompressor(level=3)
-        fresh, self._fresh = self._fresh, set()
-        with self._write() as db:
-            for base, digest in self._delta_candidates(db, fresh):
-                if digest not in fresh:
+        codec, data, base, size = row
+        if codec not in _DELTAS:
+            return self._plain(codec, data)
+        out = bytearray(size)
+        wanted = [(0, 0, size)]  # (offset in out, start, end) in the body of `node`
+        node: bytes | None = digest
+        seen: set[bytes] = set()
+        rows = {digest: row}
+        if base is not None and base not in self._recent and self._version >= 2:
+            rows.update(self._chain(base))  # cold: the whole chain's rows in one query
+        while wanted:
+            if node is None or node in seen:
+                raise DamagedTapeError(
+                    f"{self.path}: damaged tape, blob {digest.hex()[:12]}'s delta chain loops or breaks"
+                )
+            seen.add(node)
+            known = self._recent.get(node) if node != digest else None
+            if known is None:
+                codec, data, base, node_size = rows.pop(node) if node in rows else self._row(node)
+                if codec in _DELTAS:
+                    if base is None:
+                        raise DamagedTapeError(
+                            f"{self.path}: damaged tape, a delta blob has no base"
+                        )
+                    base_body = self._recent.get(base)
+                    if base_body is None:
+                        if base not in rows:  # read once: its size now, its data next
+                            rows[base] = self._row(base)
+                        base_size = rows[base][3]
+                    else:
+                        base_size = len(base_body)
+                    wanted = self._map_delta(out, wanted, codec, data, node_size, base_size)
+                    node = base
                     continue
-                chain = self._delta_chain(db, base)
-                if digest in chain or len(chain) > _DELTA_MAX_DEPTH:
-                    continue  # a cycle (A, B, A in one run), or a chain too long to decode
-                body, base_body = self._raw_blob(db, digest), self.blob(base, verify=False)
-                prefix = _common_prefix(base_body, body)
-                suffix = _common_suffix(base_body, body, min(len(base_body), len(body)) - prefix)
-                if prefix + suffix < len(body) // 2:
-                    continue
-                packed = _pack_delta(base, prefix, suffix, body[prefix : len(body) - suffix])
-                db.execute("UPDATE blob SET codec=?, data=? WHERE hash=?", (_DELTA, packed, digest))
-                fresh.discard(digest)
-            for digest in fresh:
-                row = db.execute(
-                    "SELECT data FROM blob WHERE hash=? AND codec=0", (digest,)
-                ).fetchone()
-                if row is None:
-                    continue
-                packed = compressor.compress(row[0])
-                if len(packed) < 0.9 * len(row[0]):
-                    db.execute(
-                        "UPDATE blob SET codec=?, data=? WHERE hash=?", (_ZSTD, packed, digest)
+                known = self._plain(codec, data)
+            view = memoryview(known)
+            for at, start, end in wanted:
+                if end > len(view):
+                    raise DamagedTapeError(
+                        f"{self.path}: damaged tape, blob {digest.hex()[:12]}'s delta chain is inconsistent"
                     )
-        self._recent.clear()
+                out[at : at + end - start] = view[start:end]
+            break
+        body = bytes(out)
+        if check and blob_hash(body) != digest:
+            raise DamagedTapeError(
+                f"{self.path}: damaged tape, blob {digest.hex()[:12]} does not match its hash; "
+                "run `seamtape verify`"
+            )
+        return body
 
-    def _delta_candidates(
-        self, db: sqlite3.Connection, fresh: set[bytes]
-    ) -> list[tuple[bytes, bytes]]:
-        """(previous request body, request body) pairs of consecutive steps, in step order."""
-        marks = ",".join("?" * len(fresh))
-        rows = db.execute(
-            f"SELECT run, request_body FROM exchange WHERE run IN (SELECT DISTINCT run FROM "
-            f"exchange WHERE request_body IN ({marks})) ORDER BY run, seq",
-            list(fresh),
-        ).fetchall()
-        return [
-            (body_a, body_b)
-            for (run_a, body_a), (run_b, body_b) in itertools.pairwise(rows)
-            if run_a == run_b and body_a != body_b
-        ]
+    def _chain(self, digest: bytes) -> dict[bytes, _BlobRow]:
+        """The rows of a blob and of the bases below it, down to the first stored whole."""
+        with self._guard():
+            found = self._db.execute(
+                "WITH RECURSIVE chain(hash, depth) AS (SELECT ?, 0 UNION "
+                "SELECT b.base, c.depth + 1 FROM blob b JOIN chain c ON b.hash = c.hash "
+                "WHERE b.base IS NOT NULL AND c.depth < ?) "
+                "SELECT b.hash, b.codec, b.data, b.base, b.size FROM chain JOIN blob b USING (hash)",
+                (digest, _CHAIN_READ_MAX),
+            ).fetchall()
+        return {h: (codec, data, base, size) for h, codec, data, base, size in found}
 
-    def _delta_chain(self, db: sqlite3.Connection, digest: bytes) -> list[bytes]:
-        """The blob and the bases it is stored against, nearest first."""
-        chain = [digest]
-        while len(chain) <= _DELTA_MAX_DEPTH + 1:
-            row = db.execute(
-                "SELECT codec, substr(data, 1, 32) FROM blob WHERE hash=?", (chain[-1],)
-            ).fetchone()
-            if row is None or row[0] != _DELTA:
-                break
-            chain.append(row[1])
-        return chain
-
-    @staticmethod
-    def _raw_blob(db: sqlite3.Connection, digest: bytes) -> bytes:
-        data: bytes = db.execute("SELECT data FROM blob WHERE hash=?", (digest,)).fetchone()[0]
-        return data
+    def _map_delta(
+        self,
+        out: bytearray,
+        wanted: list[tuple[int, int, int]],
+        codec: int,
+        data: bytes,
+        size: int,
+        base_size: int,
+    ) -> list[tuple[int, int, int]]:
+        """Copy a delta's own bytes into ``out``; the ranges still wanted, in its base."""
+        prefix, suffix, middle = self._unpack_delta(codec, data)
+        if prefix + len(middle) + suffix != size or prefix + suffix > base_size:
+            raise DamagedTapeError(f"{self.path}: damaged tape, a delta blob is inconsistent")
+        tail, shift = prefix + len(middle), base_size - size
+        below: list[tuple[int, int, int]] = []
+        for at, start, end in wanted:
+            if start < prefix:
+                _add_range(below, at, start, min(end, prefix))
+            lo, hi = max(start, prefix), min(end, tail)
+            if lo < hi:
+                out[at + lo - start : at + hi - start] = middle[lo - prefix : hi - prefix]
+            lo = max(start, tail)
+            if lo < end:
+                _add_range(below, at + lo - start, lo + shift, end + shift)
+        return below
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -639,38 +826,61 @@ class Tape:
         with self._write() as db:
             db.execute("UPDATE run SET fork_step=? WHERE id=?", (step, run_id))
 
+    @property
+    def _run_columns(self) -> str:
+        return (
+            "id, name, created, parent, fork_step, mutation, upstream, status, result, outcome, "
+            "digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
+            "(SELECT count(*) FROM draw d WHERE d.run = run.id), "
+            + ("sim_policy" if self._version >= 2 else "NULL")  # read before an upgrade
+        )
+
     def runs(self) -> list[RunInfo]:
+        return self._select_runs("1 ORDER BY created, rowid")
+
+    def _latest_runs(self, where: str, limit: int, *args: Any) -> list[RunInfo]:
+        """The newest runs matching ``where``, chosen before their exchanges are counted."""
+        return self._select_runs(
+            f"id IN (SELECT id FROM run WHERE {where} ORDER BY created DESC, rowid DESC "
+            f"LIMIT {int(limit)}) ORDER BY created DESC, rowid DESC",
+            *args,
+        )
+
+    def _select_runs(self, where: str, *args: Any) -> list[RunInfo]:
         with self._guard():
             rows = self._db.execute(
-                "SELECT id, name, created, parent, fork_step, mutation, upstream, status, result, "
-                "outcome, digest, (SELECT count(*) FROM exchange e WHERE e.run = run.id), "
-                "(SELECT count(*) FROM draw d WHERE d.run = run.id), "
-                + ("sim_policy" if self._version >= 2 else "NULL")  # read before an upgrade
-                + " FROM run ORDER BY created, rowid"
+                f"SELECT {self._run_columns} FROM run WHERE {where}", args
             ).fetchall()
         return [_run_info(r) for r in rows]
 
     def run(self, run_id: str | None = None) -> RunInfo:
         """The run with this id (or unique id prefix, or name); when ``run_id`` is None, the
         latest *recorded* run (see ``RunInfo.recorded``): forks and trials never become the
-        default, so a lens writing into a tape does not change what its users replay."""
-        runs = self.runs()
-        if not runs:
-            raise UnknownRunError(f"{self.path}: the tape holds no runs")
+        default, so a lens writing into a tape does not change what its users replay.
+
+        Only the runs asked for are read: opening one run of a tape of thousands costs the
+        same as opening a small tape.
+        """
         if run_id is None:
-            recorded = [r for r in runs if r.recorded]
-            return (recorded or runs)[-1]
-        exact = [r for r in runs if r.id == run_id]
-        found = exact or [r for r in runs if r.id.startswith(run_id)]
+            found = self._latest_runs(_RECORDED, 1) or self._latest_runs("1", 1)
+            if not found:
+                raise UnknownRunError(f"{self.path}: the tape holds no runs")
+            return found[0]
+        found = self._select_runs("id = ?", run_id) or self._select_runs(
+            "substr(id, 1, ?) = ? LIMIT 2", len(run_id), run_id
+        )
         if len(found) == 1:
             return found[0]
         if found:
             raise UnknownRunError(f"{self.path}: run id {run_id!r} is ambiguous")
-        names = [r for r in runs if r.name == run_id]
-        if names:
-            return names[-1]
+        named = self._latest_runs("name = ?", 1, run_id)
+        if named:
+            return named[0]
+        latest = self._latest_runs("1", 5)
+        if not latest:
+            raise UnknownRunError(f"{self.path}: the tape holds no runs")
         raise UnknownRunError(
-            f"{self.path}: no run {run_id!r} (runs: {', '.join(r.id for r in runs[-5:])})"
+            f"{self.path}: no run {run_id!r} (runs: {', '.join(r.id for r in reversed(latest))})"
         )
 
     # -- exchanges and draws ---------------------------------------------------------------
@@ -679,24 +889,62 @@ class Tape:
         self,
         exchange: Exchange,
         request_body: bytes | None,
-        response_body: bytes | None,
+        response_body: bytes | Sequence[bytes] | None,
         draws: list[Draw],
     ) -> None:
-        """Write one exchange, its bodies (None: already on the tape) and the draws made
-        before it, in one transaction.
+        """Write one exchange, its bodies (None: already on the tape; a response may be given
+        as its streamed parts) and the draws made before it, in one transaction.
 
         The cursor calls this before the agent gets control back, so a process killed at any
         moment loses at most the exchange in flight.
         """
+        # Encoded before the write lock is taken: a delta or a compression is the slow part,
+        # and other threads (and processes) commit meanwhile.
+        request = (
+            None if request_body is None else self._encode_new(exchange.request_body, request_body)
+        )
+        response: tuple[int, bytes, bytes | None] | None = None
+        response_size = 0
+        if isinstance(response_body, bytes | bytearray):
+            response = self._encode_new(exchange.response_body, response_body, delta=False)
+            response_size = len(response_body)
+        elif response_body is not None:
+            response = self._encode_parts(response_body)
+            response_size = sum(len(p) for p in response_body)
         with self._write() as db:
-            self._insert_exchange(db, (exchange, request_body, response_body, draws))
-
-    def _insert_exchange(self, db: sqlite3.Connection, record: Record) -> None:
-        exchange, request_body, response_body, draws = record
+            if request_body is not None:
+                self._put_blob(db, request_body, exchange.request_body, request)
+            if response is not None:
+                self._insert_blob(db, exchange.response_body, response_size, response)
+            self._insert_exchange(db, exchange, draws)
         if request_body is not None:
-            self._put_blob(db, request_body, exchange.request_body)
-        if response_body is not None:
-            self._put_blob(db, response_body, exchange.response_body)
+            # The next request of this conversation most likely repeats this one and adds a
+            # turn: it is the base its delta will be taken against.
+            with self._lock:
+                self._remember(exchange.request_body, request_body)
+
+    def _encode_parts(self, parts: Sequence[bytes]) -> tuple[int, bytes, bytes | None]:
+        """A body given in parts, compressed part by part: it is joined only if it is stored
+        raw (when zstd would not save a tenth)."""
+        size = sum(len(p) for p in parts)
+        if size >= _COMPRESS_MIN:
+            stream = self._compressor().compressobj(size=size)
+            packed = b"".join([*(stream.compress(p) for p in parts), stream.flush()])
+            if len(packed) < 0.9 * size:
+                return _ZSTD, packed, None
+        return _RAW, b"".join(parts), None
+
+    def _encode_new(
+        self, digest: bytes, data: bytes, *, delta: bool = True
+    ) -> tuple[int, bytes, bytes | None]:
+        with self._lock:
+            if digest in self._recent:  # on the tape already: INSERT OR IGNORE keeps its row
+                return _RAW, data, None
+        return self._encode(data, digest, delta=delta)
+
+    def _insert_exchange(
+        self, db: sqlite3.Connection, exchange: Exchange, draws: list[Draw]
+    ) -> None:
         db.execute(
             f"INSERT INTO exchange({_EXCHANGE_COLUMNS}) "
             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -788,16 +1036,20 @@ class Tape:
             check = self._db.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
                 problems.extend(f"sqlite: {r[0]}" for r in check[:10])
-            for digest, size, codec, data in self._db.execute(
-                "SELECT hash, size, codec, data FROM blob"
-            ):
+            # In the order written, so that a delta's base was decoded (and kept) just before.
+            for digest, codec, data, base, size in self._db.execute(
+                f"SELECT hash, codec, data, {self._base_column}, size FROM blob ORDER BY rowid"
+            ).fetchall():
                 try:
-                    body = self._decode(digest, codec, data)
-                except DamagedTapeError as exc:  # a damaged frame or delta, reported not raised
-                    problems.append(f"blob {digest.hex()[:12]}: {exc.reason}")
+                    row = self._stored_row(codec, data, base, size)
+                    body = self._decode(digest, row, check=False)
+                except TapeError as exc:  # a damaged frame or chain, reported not raised
+                    problems.append(f"blob {digest.hex()[:12]}: cannot be read ({exc})")
                     continue
                 if len(body) != size or blob_hash(body) != digest:
                     problems.append(f"blob {digest.hex()[:12]}: content does not match its hash")
+                elif codec in _DELTAS or size >= _DELTA_MIN:
+                    self._remember(digest, body)
             for run, seq in self._db.execute(
                 "SELECT run, seq FROM exchange e WHERE NOT EXISTS "
                 "(SELECT 1 FROM blob b WHERE b.hash = e.request_body) OR NOT EXISTS "
@@ -860,37 +1112,37 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
     )
 
 
-def _pack_delta(base: bytes, prefix: int, suffix: int, middle: bytes) -> bytes:
-    """A body as the base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``."""
-    return _DELTA_HEADER.pack(base, prefix, suffix) + middle
+def _pack_delta(prefix: int, suffix: int, middle: bytes) -> bytes:
+    """A body as its base's first ``prefix`` bytes, ``middle``, and the base's last ``suffix``
+    (the base's hash is the row's ``base`` column)."""
+    return _DELTA_HEADER.pack(prefix, suffix) + middle
 
 
-def _unpack_delta(data: bytes) -> tuple[bytes, int, int, bytes]:
-    base, prefix, suffix = _DELTA_HEADER.unpack_from(data)
-    return base, prefix, suffix, data[_DELTA_HEADER.size :]
+def _add_range(ranges: list[tuple[int, int, int]], at: int, start: int, end: int) -> None:
+    """Append a wanted range, merged with the previous one when both ends meet."""
+    if ranges:
+        last_at, last_start, last_end = ranges[-1]
+        if last_end == start and last_at + last_end - last_start == at:
+            ranges[-1] = (last_at, last_start, end)
+            return
+    ranges.append((at, start, end))
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the longest common prefix, by binary search over memcmp-backed startswith."""
-    lo, hi, view = 0, min(len(a), len(b)), memoryview(b)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a.startswith(view[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """Length of the longest common prefix, in one pass in C: the two prefixes read as
+    big-endian integers differ first in the highest set bit of their XOR."""
+    n = min(len(a), len(b))
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n if x == 0 else n - 1 - (x.bit_length() - 1) // 8
 
 
 def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    lo, hi, view = 0, max(limit, 0), memoryview(b)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a.endswith(view[len(b) - mid :]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """Length of the longest common suffix, at most ``limit`` (the tails read little-endian)."""
+    n = min(limit, len(a), len(b))
+    if n <= 0:
+        return 0
+    x = int.from_bytes(a[len(a) - n :], "little") ^ int.from_bytes(b[len(b) - n :], "little")
+    return n if x == 0 else n - 1 - (x.bit_length() - 1) // 8
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -14,7 +14,7 @@ import sys
 from ._app import EXIT_AGENT, EXIT_DIVERGED, EXIT_USAGE, app, new_console
 
 # Each group registers its commands on ``app`` when imported, in this order in ``--help``.
-COMMAND_GROUPS = ("runs", "checks", "blame", "lint", "report", "proxy", "otel")
+COMMAND_GROUPS = ("runs", "checks", "blame", "lint", "report", "proxy", "otel", "store")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"{__name__}.{_group}")
 

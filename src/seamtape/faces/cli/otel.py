@@ -44,7 +44,8 @@ def export(
     ] = False,
     run: RunOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="The trace file to write (OTLP JSON).")
+        Path | None,
+        typer.Option("--out", "-o", help="The file to write (default for JSON Lines: stdout)."),
     ] = None,
     endpoint: Annotated[
         str | None,
@@ -68,13 +69,13 @@ def export(
     lint: Annotated[Path | None, typer.Option(help="Lint findings (JSON) to attach.")] = None,
     service_name: Annotated[str, typer.Option(help="The trace's service.name.")] = "seamtape",
 ) -> None:
-    """Export TAPE's runs (default: all; --run: one) as an OpenTelemetry trace, with --otel."""
-    if not otel_format:
-        raise typer.BadParameter(
-            "this build exports OpenTelemetry only: add --otel; JSON Lines export of a tape "
-            "lives in the store commands",
-            param_hint="--otel",
-        )
+    """Export TAPE's runs (default: all; --run: one) as JSON Lines, or with --otel as an
+    OpenTelemetry trace."""
+    if not otel_format:  # the default: the runs as JSON Lines (the store commands' format)
+        from .store import export_jsonl
+
+        export_jsonl(tape, [run] if run else [], out)
+        return
     if out is None and endpoint is None:
         raise typer.BadParameter("say where the trace goes: -o FILE and/or --otlp-endpoint URL")
     headers = {}
