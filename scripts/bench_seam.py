@@ -283,7 +283,13 @@ def write_reports(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
         "",
     ]
     lines += [WHERE_THE_TIME_GOES, ""]
-    (out / "perf.md").write_text("\n".join(lines))
+    report = out / "perf.md"
+    # scripts/bench_startup.py keeps its own section of this file: carry it over
+    kept = report.read_text() if report.exists() else ""
+    begin, end = "<!-- startup:begin -->", "<!-- startup:end -->"
+    if begin in kept and end in kept:
+        lines += ["", begin + kept.partition(begin)[2].partition(end)[0] + end, ""]
+    report.write_text("\n".join(lines))
 
 
 def main() -> None:
