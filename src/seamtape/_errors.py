@@ -22,7 +22,8 @@ class DamagedTapeError(TapeError):
     cannot be decoded (a damaged zstd frame, a delta that is its own base)."""
 
     def __init__(self, message: str, *, reason: str = "") -> None:
-        super().__init__(message)
+        advice = "run `seamtape verify`"
+        super().__init__(message if advice in message else f"{message}: {advice}")
         self.reason = reason or message  # what is wrong, without the path and advice
 
 
