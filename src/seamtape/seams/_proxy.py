@@ -13,20 +13,17 @@ adds no dependency beside the simulator's own server.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from seamtape._errors import DivergenceError, SeamtapeError
+from seamtape._loopback import LoopbackServer
 
 __all__ = [
     "DIVERGENCE_STATUS",
@@ -256,51 +253,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks its connections so that ``stop()`` can close keep-alive ones."""
-
-    daemon_threads = True
-    request_queue_size = 64
+class _Server(LoopbackServer):
+    """The proxy's server: the handlers find the proxy on it."""
 
     def __init__(self, proxy: ProxyServer, port: int) -> None:
         self.proxy = proxy
-        self._conn_lock = threading.Lock()
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        super().__init__((HOST, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn, a DNS lookup we neither need nor want.
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = HOST, self.server_address[1]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection, args=(request, client_address), daemon=True
-        )
-        with self._conn_lock:
-            self._conns[thread] = request
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.pop(threading.current_thread(), None)
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            conns = dict(self._conns)
-        for sock in conns.values():
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in conns:
-            thread.join(timeout=5)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # a client hanging up mid-response
-            return
-        super().handle_error(request, client_address)
+        super().__init__(port, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from seamtape import wire
+from seamtape._loopback import LoopbackServer
 
 from .faults import Fault, FaultPlan, FaultRule
 from .policies import Draws, Policy, StochasticPolicy, policy_from_spec
@@ -256,53 +254,12 @@ class Simulator:
 # --- HTTP plumbing ----------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    """A threading HTTP server that tracks its connections so ``stop()`` can close them."""
-
-    daemon_threads = True
-    request_queue_size = 64
+class _Server(LoopbackServer):
+    """The simulator's server: the handlers find the simulator on it."""
 
     def __init__(self, sim: Simulator, port: int) -> None:
         self.sim = sim
-        self._conn_lock = threading.Lock()
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        super().__init__((HOST, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn, a DNS lookup we neither need nor want.
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = HOST, self.server_address[1]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection, args=(request, client_address), daemon=True
-        )
-        with self._conn_lock:
-            self._conns[thread] = request
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.pop(threading.current_thread(), None)
-
-    def close_connections(self) -> None:
-        """Wake every handler blocked on a keep-alive socket, then join the handlers."""
-        with self._conn_lock:
-            conns = dict(self._conns)
-        for sock in conns.values():
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in conns:
-            thread.join(timeout=5)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-response is routine (cut streams, SDK timeouts).
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
+        super().__init__(port, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
