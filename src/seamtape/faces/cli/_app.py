@@ -97,3 +97,22 @@ def load(agent: str, pythonpath: list[Path] | None) -> Any:
     from seamtape._agents import load_agent
 
     return load_agent(agent, pythonpath=pythonpath or ())
+
+
+def substitution(response: Path | None, edit: str | None) -> tuple[bytes | None, Any]:
+    """A fork's ``--response`` file read and its ``--edit`` JSON parsed, or a usage error."""
+    import json
+
+    body = None
+    if response is not None:
+        try:
+            body = response.read_bytes()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {response}: {exc.strerror}") from None
+    fields = None
+    if edit is not None:
+        try:
+            fields = json.loads(edit)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--edit is not JSON: {exc}") from None
+    return body, fields

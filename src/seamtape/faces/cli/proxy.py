@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._app import EXIT_DIVERGED, RunOpt, app, new_console
+from ._app import EXIT_DIVERGED, RunOpt, app, new_console, substitution
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -144,22 +144,10 @@ def fork(
     quiet: QuietOpt = False,
 ) -> None:
     """Serve a run's steps before --step from the tape, substitute --step, record the rest."""
-    import json
 
     from seamtape.engine.proxy import serve_proxy
 
-    fields = None
-    if edit is not None:
-        try:
-            fields = json.loads(edit)
-        except ValueError as exc:
-            raise typer.BadParameter(f"--edit is not JSON: {exc}") from None
-    body = None
-    if response is not None:
-        try:
-            body = response.read_bytes()
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot read {response}: {exc.strerror}") from None
+    body, fields = substitution(response, edit)
     _serve(
         serve_proxy(
             tape,

@@ -18,6 +18,7 @@ from ._app import (
     load,
     new_console,
     print_json,
+    substitution,
 )
 
 EXIT_TRIPPED = 3  # a guard stopped the recording
@@ -224,22 +225,10 @@ def fork(
 ) -> None:
     """Re-run an agent with one step answered differently; the prefix is served for $0."""
     import contextlib
-    import json
 
     from seamtape.engine.fork import fork as fork_run
 
-    body = None
-    if response is not None:
-        try:
-            body = response.read_bytes()
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot read {response}: {exc.strerror}") from None
-    fields = None
-    if edit is not None:
-        try:
-            fields = json.loads(edit)
-        except ValueError as exc:
-            raise typer.BadParameter(f"--edit is not JSON: {exc}") from None
+    body, fields = substitution(response, edit)
     fn = load(agent, pythonpath)
     with contextlib.ExitStack() as stack:
         spec = None
