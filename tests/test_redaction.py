@@ -197,7 +197,7 @@ def test_secrets_in_bodies_are_redacted_by_default_and_replay_bit_exact(tape_pat
     assert leaked.encode() not in on_disk and aws.encode() not in on_disk
     with seamtape.Tape(tape_path) as tape:
         [ex] = tape.exchanges(rec.run_id)
-        stored = ex.request_bytes()
+        stored, stored_response = ex.request_bytes(), ex.response_bytes()
     assert stored.count(b"<redacted>") == 2
     # every other byte as sent
     assert stored == body.replace(leaked.encode(), b"<redacted>").replace(
@@ -207,7 +207,7 @@ def test_secrets_in_bodies_are_redacted_by_default_and_replay_bit_exact(tape_pat
     # The agent sends its real key again; redacted the same way, it matches the recording.
     with seamtape.replay(tape_path) as rep, rep.httpx2_client() as client:
         served = client.post("https://llm.example/v1/messages", content=body).content
-    assert served == ex.response_bytes() and b"<redacted>" in served
+    assert served == stored_response and b"<redacted>" in served
     assert rep.digest == rec.digest
 
 
