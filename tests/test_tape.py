@@ -573,3 +573,11 @@ def test_a_copied_tape_replays_like_the_original(tape_path: Path, tmp_path: Path
         )
         client.post("http://model.test/v1/step1", content=b"b")
     assert rep.digest == session.digest
+
+
+def test_reading_an_exchange_after_its_tape_closed_is_a_clear_error(tape_path: Path) -> None:
+    session = _record(tape_path, [b'{"n": 1}'])
+    with seamtape.Tape(tape_path) as tape:
+        [exchange] = tape.exchanges(session.run_id)
+    with pytest.raises(seamtape.TapeError, match="the tape is closed"):
+        exchange.response_bytes()

@@ -383,6 +383,8 @@ class Tape:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
+        if self._db is None:  # e.g. an Exchange's bytes read after its tape was closed
+            raise TapeError(f"{self.path}: the tape is closed; read it inside its block")
         try:
             yield
         except sqlite3.DatabaseError as exc:
