@@ -269,6 +269,13 @@ _EXCHANGE_COLUMNS = (
 )
 
 
+_OPEN_TRIES = 8  # about 1.3 s of backing off in all
+
+
+class _Busy(Exception):
+    """SQLite reported the file busy or locked without waiting for it."""
+
+
 class Tape:
     """One tape file, through one long-lived connection shared by the threads of a session."""
 
@@ -297,29 +304,48 @@ class Tape:
         except sqlite3.Error as exc:
             raise TapeError(f"{self.path}: cannot open ({exc})") from None
         try:
-            with self._guard():
-                # Read what the file is before writing anything to it: a file that is not a
-                # tape is refused untouched.
-                version = self._schema_version(create)
-                if version == 0:
-                    # Before the first table: space freed by gc and prune goes back to the
-                    # file system (PRAGMA incremental_vacuum), with no full rewrite.
-                    self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
-                # process (it is in the WAL); only power loss may drop the last commits.
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                # Keep the write-ahead log small while a long run records: fold it into the
-                # tape every _WAL_PAGES pages and cut the file back to that size after.
-                self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
-                self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
-                # An older tape is upgraded when something is first written to it, not when
-                # it is read: replaying a committed tape leaves its bytes untouched.
-                self._version = version
-                if create and version == 0:
-                    self._migrate(version)
+            for attempt in range(_OPEN_TRIES):
+                try:
+                    with self._guard():
+                        self._prepare(create)
+                    break
+                except _Busy:
+                    # Many openers of one new path at once: SQLite answers a reader that meets
+                    # a connection switching the file to WAL with "busy", without waiting.
+                    if attempt == _OPEN_TRIES - 1:
+                        raise TapeError(f"{self.path}: stayed locked while opening") from None
+                    time.sleep(0.005 * 2**attempt)
         except BaseException:
             self._db.close()
+            raise
+
+    def _prepare(self, create: bool) -> None:
+        """Read the schema version and set the connection up; ``_Busy`` when SQLite says so."""
+        try:
+            # Read what the file is before writing anything to it: a file that is not a
+            # tape is refused untouched.
+            version = self._schema_version(create)
+            if version == 0:
+                # Before the first table: space freed by gc and prune goes back to the
+                # file system (PRAGMA incremental_vacuum), with no full rewrite.
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL: a committed exchange survives a crash of the
+            # process (it is in the WAL); only power loss may drop the last commits.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # Keep the write-ahead log small while a long run records: fold it into the
+            # tape every _WAL_PAGES pages and cut the file back to that size after.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
+            # An older tape is upgraded when something is first written to it, not when
+            # it is read: replaying a committed tape leaves its bytes untouched.
+            self._version = version
+            if create and version == 0:
+                self._migrate(version)
+        except sqlite3.OperationalError as exc:
+            # the primary code: extended ones (SQLITE_BUSY_RECOVERY, ...) keep it in the low byte
+            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise _Busy from None
             raise
 
     # -- opening ---------------------------------------------------------------------------
