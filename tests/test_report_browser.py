@@ -380,6 +380,8 @@ def test_a_fork_made_from_the_page_runs_the_agent_and_joins_the_tree(
             p.wait_for_selector("#notice:has-text('forked: run')")
             p.wait_for_selector("#run-tree .run:has-text('@ step 2')")
             new_id = page.text("#notice").split("run ")[1].split(" ")[0]
+            # the page moves to the new run once the live update that carries it arrives
+            p.wait_for_selector(f"#title:has-text('{new_id}')")
             assert new_id in page.text("#title")
             page.leave()
     with Tape(tape) as t:
