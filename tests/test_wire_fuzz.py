@@ -139,7 +139,9 @@ def test_the_corpus_decodes_before_it_is_mutated() -> None:
         decode("POST", url, [], request_body, 200, headers, response)
 
 
-@pytest.mark.parametrize("depth", [1_000, 10_000, 100_000])
+# 1,000 deep is within what some Pythons' json parser reads (3.12 does); past that, every one
+# must refuse it as a CodecError, never a RecursionError
+@pytest.mark.parametrize("depth", [10_000, 100_000])
 @pytest.mark.parametrize("api", APIS)
 def test_deep_nesting_raises_codec_error(api: str, depth: int) -> None:
     url, body = request(api, False)
