@@ -132,6 +132,14 @@ CheckOpt = Annotated[
 ]
 
 
+# Options validate and bench share.
+ExperimentTrialsOpt = Annotated[
+    int, typer.Option(min=2, help="Blame's attempts per step, at most.")
+]
+TemperatureOpt = Annotated[float, typer.Option(min=0.0, help="The model's temperature.")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="Worker processes for trials.")]
+
+
 @app.command()
 def validate(
     fixtures: Annotated[
@@ -145,11 +153,9 @@ def validate(
     ] = 5,
     max_steps: Annotated[int, typer.Option(min=3, max=20, help="Longest run drawn.")] = 20,
     seed: Annotated[int, typer.Option(help="Seeds every fixture and every shuffle.")] = 0,
-    max_trials: Annotated[
-        int, typer.Option(min=2, help="Blame's attempts per step, at most.")
-    ] = 10,
-    temperature: Annotated[float, typer.Option(min=0.0, help="The model's temperature.")] = 1.0,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes for trials.")] = 2,
+    max_trials: ExperimentTrialsOpt = 10,
+    temperature: TemperatureOpt = 1.0,
+    workers: WorkersOpt = 2,
     tails: TailsOpt = "both",
     out: ExperimentsOpt = None,
     check: CheckOpt = False,
@@ -186,11 +192,9 @@ def validate(
 @app.command()
 def bench(
     seed: Annotated[int, typer.Option(help="Seeds the scenarios' worlds.")] = 0,
-    max_trials: Annotated[
-        int, typer.Option(min=2, help="Blame's attempts per step, at most.")
-    ] = 10,
-    temperature: Annotated[float, typer.Option(min=0.0, help="The model's temperature.")] = 1.0,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes for trials.")] = 2,
+    max_trials: ExperimentTrialsOpt = 10,
+    temperature: TemperatureOpt = 1.0,
+    workers: WorkersOpt = 2,
     tails: TailsOpt = "both",
     out: ExperimentsOpt = None,
     check: CheckOpt = False,
