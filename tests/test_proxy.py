@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -192,10 +193,13 @@ def test_several_upstreams_at_once_one_path_prefix_each(tmp_path: Path) -> None:
 
 @needs_curl
 def test_an_upstream_that_is_down_is_a_502_recorded_and_replayed(tape_path: Path) -> None:
-    with sim.serve() as upstream:
-        dead = upstream.base_url  # the port is free once the simulator stops
-    with serve_proxy(tape_path, "record", upstreams=[dead]) as proxy:
-        raw = curl(proxy.base_url + "/v1/messages", anthropic_body())
+    # A socket bound but never listening holds its port, so nothing else can take it, and
+    # refuses every connection to it: an upstream that is down, for as long as the test runs.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{held.getsockname()[1]}"
+        with serve_proxy(tape_path, "record", upstreams=[dead]) as proxy:
+            raw = curl(proxy.base_url + "/v1/messages", anthropic_body())
     assert status_of(raw) == 502
     assert json.loads(body_of(raw))["error"]["type"] == "seamtape_upstream_error"
     with Tape(tape_path) as tape:

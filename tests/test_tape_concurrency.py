@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from seamtape.tape import SCHEMA_VERSION, Tape
+from seamtape.tape import SCHEMA_VERSION, Tape, blob_hash
 
 PROCESSES = 12
 THREADS = 48
@@ -74,3 +74,46 @@ def test_threads_creating_one_tape_at_once_all_succeed(tmp_path: Path) -> None:
     meta, _, runs = _schema_of(path)
     assert meta == [("schema_version", str(SCHEMA_VERSION))]
     assert runs == THREADS
+
+
+def test_threads_sharing_one_handle_read_and_write_compressed_bodies(tmp_path: Path) -> None:
+    # A session's threads (the proxy's, concurrent SDK calls) share one handle: its zstd
+    # contexts must not be shared between them.
+    bodies = [(f"body {n} " + "distinct words " * (200 + n)).encode() * 3 for n in range(64)]
+    errors: list[str] = []
+    with Tape(tmp_path / "shared.tape", create=True) as tape:
+        barrier = threading.Barrier(8)
+
+        def write(start: int) -> None:
+            barrier.wait()
+            try:
+                for body in bodies[start::8]:
+                    assert tape.blob(tape.put_blob(body), remember=False) == body
+            except Exception as exc:  # collected and shown, not raised in a thread
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+    assert errors == []
+    with Tape(tmp_path / "shared.tape") as tape:
+        digests = [blob_hash(body) for body in bodies]
+        barrier = threading.Barrier(8)
+
+        def read() -> None:
+            barrier.wait()
+            try:
+                for _ in range(4):
+                    for digest, body in zip(digests, bodies, strict=True):
+                        assert tape.blob(digest, remember=False) == body
+            except Exception as exc:  # collected and shown, not raised in a thread
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        readers = [threading.Thread(target=read) for _ in range(8)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join()
+    assert errors == []

@@ -285,8 +285,9 @@ class Tape:
         self._rows: dict[bytes, _BlobRow] = {}  # prefetched, not yet decoded
         self._recent: dict[bytes, bytes] = {}  # a few decoded bodies: the bases of deltas
         self._verified: set[bytes] = set()  # blobs this handle has checked against their hash
-        self._zstd_c: Any = None
-        self._zstd_d: Any = None
+        # zstandard's contexts are not safe across threads, and a session's threads share
+        # this handle: each thread keeps its own pair.
+        self._zstd = threading.local()
         self._version = SCHEMA_VERSION
         if not self.path.exists():
             if not create:
@@ -501,12 +502,23 @@ class Tape:
         return best
 
     def _compressor(self) -> Any:
-        if self._zstd_c is None:
+        compressor = getattr(self._zstd, "compressor", None)
+        if compressor is None:
             import zstandard
 
             # The frame carries a checksum: a damaged frame is refused, never misread.
-            self._zstd_c = zstandard.ZstdCompressor(level=3, write_checksum=True)
-        return self._zstd_c
+            compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
+            self._zstd.compressor = compressor
+        return compressor
+
+    def _decompressor(self) -> Any:
+        decompressor = getattr(self._zstd, "decompressor", None)
+        if decompressor is None:
+            import zstandard
+
+            decompressor = zstandard.ZstdDecompressor()
+            self._zstd.decompressor = decompressor
+        return decompressor
 
     def _put_blob(
         self,
@@ -676,12 +688,8 @@ class Tape:
         if codec == _RAW:
             return data
         if codec == _ZSTD:
-            if self._zstd_d is None:
-                import zstandard
-
-                self._zstd_d = zstandard.ZstdDecompressor()
             try:
-                return self._zstd_d.decompress(data)  # type: ignore[no-any-return]
+                return self._decompressor().decompress(data)  # type: ignore[no-any-return]
             except Exception as exc:  # zstandard.ZstdError: a damaged frame
                 raise DamagedTapeError(
                     f"{self.path}: damaged tape, a blob cannot be decompressed ({exc})"
