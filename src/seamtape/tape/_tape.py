@@ -410,12 +410,15 @@ class Tape:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        if self._db is None:  # e.g. an Exchange's bytes read after its tape was closed
-            raise TapeError(f"{self.path}: the tape is closed; read it inside its block")
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise TapeError(f"{self.path}: damaged or not a tape ({exc})") from None
+        # One statement at a time on the shared connection: sqlite3 reuses a cached statement
+        # for the same SQL, and two threads stepping it at once read each other's rows.
+        with self._lock:
+            if self._db is None:  # e.g. an Exchange's bytes read after its tape was closed
+                raise TapeError(f"{self.path}: the tape is closed; read it inside its block")
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                raise TapeError(f"{self.path}: damaged or not a tape ({exc})") from None
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
