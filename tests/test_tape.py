@@ -581,3 +581,12 @@ def test_reading_an_exchange_after_its_tape_closed_is_a_clear_error(tape_path: P
         [exchange] = tape.exchanges(session.run_id)
     with pytest.raises(seamtape.TapeError, match="the tape is closed"):
         exchange.response_bytes()
+
+
+def test_a_wrong_argument_is_not_reported_as_a_damaged_tape(tape_path: Path) -> None:
+    session = _record(tape_path, [b'{"n": 1}'])
+    with seamtape.Tape(tape_path) as tape:
+        info = tape.run(session.run_id)
+        with pytest.raises(sqlite3.ProgrammingError):
+            tape.run(info)  # type: ignore[arg-type]
+        assert tape.run(session.run_id) == info  # and the handle still reads

@@ -417,6 +417,8 @@ class Tape:
                 raise TapeError(f"{self.path}: the tape is closed; read it inside its block")
             try:
                 yield
+            except sqlite3.ProgrammingError:
+                raise  # a wrong argument (a RunInfo for a run id), not a damaged file
             except sqlite3.DatabaseError as exc:
                 raise TapeError(f"{self.path}: damaged or not a tape ({exc})") from None
 
