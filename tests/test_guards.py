@@ -246,3 +246,55 @@ def test_the_pytest_plugin_guards_recordings(
         "--tape-mode=all", "-k", "test_ask", "--tape-guard", "budget-calls.max=1"
     )
     by_option.assert_outcomes(failed=1)
+
+
+def test_a_fork_is_guarded_like_a_recording(tmp_path: Path) -> None:
+    parent = record(tmp_path, "anthropic", SCRIPT, name="parent")
+    guards = Guards({"rules": {"budget-calls": {"max": 3}}}, actions=[])
+
+    def resample_step_2(guards: Guards | None) -> tuple[Any, int]:
+        with sim.serve(sim.ScriptedPolicy(SCRIPT)) as simulator:
+            try:
+                return seamtape.fork(
+                    parent,
+                    step=2,
+                    agent=Agent("anthropic", {}),
+                    resample=True,
+                    upstream=getattr(simulator, BASE_URL["anthropic"]),
+                    guards=guards,
+                ), simulator.request_count
+            except seamtape.GuardTripped as trip:
+                simulator.wait_idle()
+                return trip, simulator.request_count
+
+    unguarded, _ = resample_step_2(None)
+    assert 1 + unguarded.live > 3  # the control: unguarded, the fork goes past step 3
+    tripped, live = resample_step_2(guards)
+    assert isinstance(tripped, seamtape.GuardTripped)
+    # The prefix's one served step counts toward the run's calls: steps 2 and 3 went out live.
+    assert tripped.step == 4 and tripped.finding.rule == "budget-calls"
+    assert live == 2
+    with Tape(parent) as opened:
+        fork = opened.run(tripped.run)
+        assert fork.exchanges == 3 and fork.status == "failed"
+        assert [f["rule"] for f in opened.findings(fork.id)] == ["budget-calls"]
+
+
+def test_fork_guard_on_the_command_line(tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    tape = tmp_path / "cli.tape"
+    common = ["--agent", "lint_world:cli_agent", "--sim-policy", f"scripted:{script}"]
+    recorded = subprocess.run(
+        [sys.executable, "-m", "seamtape", "record", str(tape), *common],
+        cwd=TESTS, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "seamtape", "fork", str(tape), "--step", "2", "--resample",
+         *common, "--guard", "budget-calls.max=3"],
+        cwd=TESTS, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "guard tripped before step 4" in done.stderr and "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from seamtape._errors import SeamtapeError
 
 if TYPE_CHECKING:  # the session stack loads when a fork runs, not when seamtape is imported
     from seamtape._agents import Agent
+    from seamtape.lenses.lint import Guards
     from seamtape.tape import Exchange, Tape
 
 __all__ = ["ForkResult", "fork"]
@@ -50,6 +52,7 @@ def fork(
     upstream: str | None = None,
     name: str | None = None,
     sim_policy: str | None = None,
+    guards: Guards | Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> ForkResult:
     """Re-run ``agent`` with step ``step`` of ``run`` answered differently.
 
@@ -58,7 +61,9 @@ def fork(
     or ``resample=True`` (ask the upstream again). Live requests go to ``upstream`` when
     given (``sim_policy``: the policy of the simulator behind it, stored on the fork);
     otherwise to the run's own upstream: when that was a seamtape simulator, one is started
-    with the policy the run recorded, since the recorded port is long closed.
+    with the policy the run recorded, since the recorded port is long closed. ``guards``
+    check the fork's live requests as ``record(guards=...)`` does, over the whole fork (its
+    served prefix included), and stop it with ``GuardTripped``.
     """
     from seamtape._agents import run_agent
     from seamtape._session import Session
@@ -96,6 +101,7 @@ def fork(
         mutation=mutation,
         substitute=lambda method, url, body: answer,
         sim_policy=sim_policy,
+        guards=guards,
         # An agent on a framework builds (or reuses) its own clients: they follow the fork.
         intercept=True,
     )

@@ -67,6 +67,34 @@ SimPolicyOpt = Annotated[
 ]
 
 
+GuardOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--guard",
+        help="Guard the run with a lint rule setting, RULE.PARAM=VALUE (e.g. "
+        "budget-cost.max_usd=0.05), or a lint configuration file; repeatable. A critical "
+        "finding stops the run before its request is sent (exit 3).",
+    ),
+]
+OnTripOpt = Annotated[
+    list[str] | None,
+    typer.Option("--on-trip", help="What a trip does: print, log:PATH or webhook:URL; repeatable."),
+]
+
+
+def _guards(guard: list[str] | None, on_trip: list[str] | None) -> Any:
+    if not guard:
+        return None
+    from seamtape.lenses.lint import guards_from_specs
+
+    return guards_from_specs(guard, actions=on_trip or ["print"])
+
+
+def _tripped(trip: BaseException) -> typer.Exit:
+    new_console(stderr=True).print(str(trip), markup=False, soft_wrap=True)
+    return typer.Exit(EXIT_TRIPPED)
+
+
 @app.command()
 def record(
     tape: TapeArg,
@@ -79,21 +107,8 @@ def record(
         ),
     ] = None,
     sim_policy: SimPolicyOpt = None,
-    guard: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--guard",
-            help="Guard the run with a lint rule setting, RULE.PARAM=VALUE (e.g. "
-            "budget-cost.max_usd=0.05), or a lint configuration file; repeatable. A critical "
-            "finding stops the run before its request is sent (exit 3).",
-        ),
-    ] = None,
-    on_trip: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--on-trip", help="What a trip does: print, log:PATH or webhook:URL; repeatable."
-        ),
-    ] = None,
+    guard: GuardOpt = None,
+    on_trip: OnTripOpt = None,
     pythonpath: PythonPathOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,11 +119,7 @@ def record(
     from seamtape._errors import GuardTripped
 
     fn = load(agent, pythonpath)
-    guards = None
-    if guard:
-        from seamtape.lenses.lint import guards_from_specs
-
-        guards = guards_from_specs(guard, actions=on_trip or ["print"])
+    guards = _guards(guard, on_trip)
     with contextlib.ExitStack() as stack:
         spec = None
         if upstream is None:
@@ -122,8 +133,7 @@ def record(
                 tape, fn, name=name, upstream=upstream, sim_policy=spec, guards=guards
             )
         except GuardTripped as trip:
-            new_console(stderr=True).print(str(trip), markup=False, soft_wrap=True)
-            raise typer.Exit(EXIT_TRIPPED) from None
+            raise _tripped(trip) from None
     where = f"the simulator (policy {spec}) at {upstream}" if spec else upstream
     if as_json:
         print_json({**report.to_dict(), "tape": str(tape), "live_to": where})
@@ -220,16 +230,20 @@ def fork(
         ),
     ] = None,
     sim_policy: SimPolicyOpt = None,
+    guard: GuardOpt = None,
+    on_trip: OnTripOpt = None,
     pythonpath: PythonPathOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run an agent with one step answered differently; the prefix is served for $0."""
     import contextlib
 
+    from seamtape._errors import GuardTripped
     from seamtape.engine.fork import fork as fork_run
 
     body, fields = substitution(response, edit)
     fn = load(agent, pythonpath)
+    guards = _guards(guard, on_trip)
     with contextlib.ExitStack() as stack:
         spec = None
         if sim_policy is not None:
@@ -240,17 +254,21 @@ def fork(
             policy = _policy(sim_policy, "--sim-policy")
             spec = sim.policy_spec(policy) or sim_policy
             upstream = stack.enter_context(sim.serve(policy)).base_url
-        result = fork_run(
-            tape,
-            run,
-            step=step,
-            agent=fn,
-            response=body,
-            edit=fields,
-            resample=resample,
-            upstream=upstream,
-            sim_policy=spec,
-        )
+        try:
+            result = fork_run(
+                tape,
+                run,
+                step=step,
+                agent=fn,
+                response=body,
+                edit=fields,
+                resample=resample,
+                upstream=upstream,
+                sim_policy=spec,
+                guards=guards,
+            )
+        except GuardTripped as trip:
+            raise _tripped(trip) from None
     if as_json:
         print_json(result.to_dict())
         return
