@@ -20,15 +20,24 @@ recording, and its digest with the recorded digest; nothing reaches the network.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import sys
 import time
+import tomllib
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seamtape._agents import load_agent, replay_agent
 from seamtape._errors import AgentError, DivergenceError, ManifestError, SeamtapeError
+from seamtape._network import blocking
+from seamtape.engine.blame import passed
+from seamtape.lenses.lint import discover, lint
+from seamtape.tape import Tape
 
 __all__ = [
     "CheckReport",
@@ -86,8 +95,6 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (``seamtape check-replay --json``)."""
-        import dataclasses
-
         return {
             "manifest": str(self.manifest),
             "ok": self.ok,
@@ -104,8 +111,6 @@ DEFAULT_TAPE_DIR = "tests/tapes"
 def configured_tape_dir(project: str | os.PathLike[str] = ".") -> Path:
     """The project's tape folder: ``tape_dir`` in ``[tool.seamtape]`` of its pyproject.toml
     (as the pytest plugin reads it), else ``tests/tapes``; relative to the project."""
-    import tomllib
-
     root = Path(project)
     pyproject = root / "pyproject.toml"
     tape_dir: Any = DEFAULT_TAPE_DIR
@@ -166,11 +171,6 @@ def _manifest_path(path: Path) -> Path:
 
 def load_manifest(manifest: Path) -> list[ReplayEntry]:
     """Read and resolve a manifest: every tape, run and entry point must exist."""
-    import tomllib
-
-    from seamtape._agents import load_agent
-    from seamtape.tape import Tape
-
     try:
         doc = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -233,9 +233,6 @@ def _strings(value: Any, manifest: Path, key: str) -> list[str]:
 
 
 def _check(entry: ReplayEntry, *, block_network: bool) -> TapeCheck:
-    from seamtape._agents import replay_agent
-    from seamtape._network import blocking
-
     check = TapeCheck(entry.label, str(entry.tape), entry.run, entry.steps, False, "error")
     started = time.perf_counter()
     try:
@@ -267,8 +264,6 @@ LINT_BASELINE = "lint-baseline.json"
 
 
 def _read_baseline(manifest: Path) -> dict[str, list[str]]:
-    import json
-
     file = manifest.parent / LINT_BASELINE
     if not file.exists():
         return {}
@@ -282,8 +277,6 @@ def _read_baseline(manifest: Path) -> dict[str, list[str]]:
 
 
 def _write_baseline(manifest: Path, baseline: dict[str, list[str]]) -> None:
-    import json
-
     text = json.dumps(dict(sorted(baseline.items())), indent=2, sort_keys=True) + "\n"
     (manifest.parent / LINT_BASELINE).write_text(text, encoding="utf-8")
 
@@ -292,8 +285,6 @@ def _lint_check(
     entry: ReplayEntry, check: TapeCheck, baseline: dict[str, list[str]], updating: bool
 ) -> list[str]:
     """Lint the entry's run; fail the check on a new critical finding or fingerprint drift."""
-    from seamtape.lenses.lint import lint
-
     report = lint(entry.tape, run=entry.run, config=_lint_config(entry.tape))
     prints = sorted(f.fingerprint for f in report.findings)
     if updating:
@@ -317,15 +308,11 @@ def _lint_check(
 
 
 def _lint_config(tape: Path) -> Any:
-    from seamtape.lenses.lint import discover
-
     return discover(tape.parent)
 
 
 def _grade(oracle: Callable[[Any], Any], result: Any) -> str:
     """The outcome string for an oracle's answer; a bool maps as blame reads it."""
-    from seamtape.engine.blame import passed
-
     verdict = oracle(result)
     if isinstance(verdict, str):
         return verdict
@@ -334,8 +321,6 @@ def _grade(oracle: Callable[[Any], Any], result: Any) -> str:
 
 def write_junit(report: CheckReport, path: str | os.PathLike[str]) -> None:
     """JUnit XML, one test case per tape, as CI systems read test results."""
-    import xml.etree.ElementTree as ET
-
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
         suites,

@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from seamtape import wire
+from seamtape._agents import Agent, run_agent
 from seamtape._errors import SeamtapeError
+from seamtape._session import Session
+from seamtape._steps import steps_of
+from seamtape.tape import Exchange, Tape
 
-if TYPE_CHECKING:  # the session stack loads when a fork runs, not when seamtape is imported
-    from seamtape._agents import Agent
+if TYPE_CHECKING:
     from seamtape.lenses.lint import Guards
-    from seamtape.tape import Exchange, Tape
 
 __all__ = ["ForkResult", "fork"]
 
@@ -65,10 +68,6 @@ def fork(
     check the fork's live requests as ``record(guards=...)`` does, over the whole fork (its
     served prefix included), and stop it with ``GuardTripped``.
     """
-    from seamtape._agents import run_agent
-    from seamtape._session import Session
-    from seamtape.tape import Tape
-
     chosen = [response is not None, edit is not None, resample]
     if sum(chosen) != 1:
         raise SeamtapeError("fork needs exactly one of response=, edit= or resample=True")
@@ -147,8 +146,6 @@ def edited_answer(
     original: Exchange, bodies: tuple[bytes, bytes], edit: dict[str, Any]
 ) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     """The step's response re-built by its codec with ``edit`` applied to the decoded Step."""
-    from seamtape import wire
-
     step = wire.decode(
         original.method,
         original.url,
@@ -165,8 +162,6 @@ def edited_answer(
 
 def apply_edit(step: Any, edit: dict[str, Any]) -> Any:
     """A copy of ``step`` with the edited fields; tool calls may be given as plain dicts."""
-    from seamtape import wire
-
     fields = {f.name for f in dataclasses.fields(step)}
     unknown = sorted(set(edit) - fields)
     if unknown:
@@ -186,10 +181,6 @@ def apply_edit(step: Any, edit: dict[str, Any]) -> Any:
 
 def live_cost(tape: str | os.PathLike[str], run_id: str, *, after: int) -> float:
     """Cost of a run's steps past ``after``, priced from their recorded usage."""
-    from seamtape import wire
-    from seamtape._steps import steps_of
-    from seamtape.tape import Tape
-
     with Tape(tape) as t:
         steps = steps_of(t, run_id)
     total = 0.0

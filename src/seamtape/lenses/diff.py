@@ -22,6 +22,9 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from seamtape._steps import steps_of
+from seamtape.tape import Tape
+
 __all__ = [
     "VOLATILE_KEYS",
     "Change",
@@ -475,8 +478,6 @@ def _pair_dict(pair: StepPair) -> dict[str, Any]:
 
 def load_views(tape: Any, run_id: str) -> list[StepView]:
     """The views of a run's steps, read from an open ``Tape``."""
-    from seamtape._steps import steps_of
-
     exchanges = tape.exchanges(run_id)
     steps = steps_of(tape, run_id)
     return [
@@ -495,8 +496,6 @@ def load_views(tape: Any, run_id: str) -> list[StepView]:
 
 
 def _side(path: str | os.PathLike[str], run: str | None) -> RunSide:
-    from seamtape.tape import Tape
-
     with Tape(path) as tape:
         info = tape.run(run)
         return RunSide(os.fspath(path), info.id, info.name, load_views(tape, info.id))

@@ -12,6 +12,9 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from seamtape import wire
+from seamtape._errors import SeamtapeError
+from seamtape._steps import steps_of
 from seamtape.tape import RunInfo, Tape
 
 __all__ = ["lineage_order", "step_detail", "summarize"]
@@ -37,8 +40,6 @@ def lineage_order(runs: list[RunInfo]) -> list[tuple[RunInfo, int]]:
 
 def summarize(path: str | os.PathLike[str], *, run: str | None = None) -> dict[str, Any]:
     """Every run (or only ``run``) with its lineage, totals and steps."""
-    from seamtape._steps import steps_of
-
     with Tape(path) as tape:
         runs = [(tape.run(run), 0)] if run else lineage_order(tape.runs())
         default = tape.run().id if tape.runs() else None
@@ -108,9 +109,6 @@ def _step_row(ex: Any, step: Any) -> dict[str, Any]:
 def step_detail(path: str | os.PathLike[str], *, run: str | None, step: int) -> dict[str, Any]:
     """One step of a run (the default run when ``run`` is None): its decoded request and
     answer, or its raw bodies when no codec reads it."""
-    from seamtape import wire
-    from seamtape._errors import SeamtapeError
-
     with Tape(path) as tape:
         info = tape.run(run)
         exchanges = tape.exchanges(info.id)

@@ -18,6 +18,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from seamtape._steps import steps_of
+from seamtape.lenses.diff import VOLATILE_KEYS, fingerprint, load_views
+from seamtape.tape import Tape
+
 __all__ = ["textconv"]
 
 # Response headers worth reviewing; the rest (dates, request ids, rate limits) are volatile.
@@ -28,10 +32,6 @@ _VOLATILE = "<volatile>"
 
 def textconv(path: str | os.PathLike[str]) -> str:
     """The tape at ``path`` as text: the same tape always gives the same text."""
-    from seamtape._steps import steps_of
-    from seamtape.lenses.diff import fingerprint, load_views
-    from seamtape.tape import Tape
-
     out: list[str] = []
     with Tape(path) as tape:
         runs = tape.runs()
@@ -147,8 +147,6 @@ def _pretty(body: bytes) -> str:
 
 def _mask(value: Any) -> Any:
     """A JSON value with the values of volatile keys replaced, so its shape stays visible."""
-    from seamtape.lenses.diff import VOLATILE_KEYS
-
     if isinstance(value, dict):
         return {k: _VOLATILE if k in VOLATILE_KEYS else _mask(v) for k, v in value.items()}
     if isinstance(value, list):

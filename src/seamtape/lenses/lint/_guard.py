@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+import tomllib
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,9 +22,9 @@ from typing import Any
 
 from seamtape import wire
 from seamtape._errors import GuardTripped, LintConfigError, SeamtapeError
-from seamtape.tape import Tape
+from seamtape.tape import Tape, blob_hash
 
-from ._config import Config, resolve
+from ._config import Config, load, resolve
 from ._findings import SEVERITIES, Finding, rank
 from ._lint import run_rules, turn_of
 from ._trace import Turn, build
@@ -143,10 +144,6 @@ def guards_from_specs(
 ) -> Guards:
     """``Guards`` from command-line specs: ``RULE.PARAM=VALUE`` settings (the value in TOML,
     a bare word read as a string) and configuration files, later ones winning."""
-    import tomllib
-
-    from ._config import load
-
     rules: dict[str, dict[str, Any]] = {}
     for spec in specs:
         target, eq, text = spec.partition("=")
@@ -239,8 +236,6 @@ class Breaker:
             step: wire.Step | None = wire.decode_request(api, url, body)
         except wire.CodecError:
             step = None
-        from seamtape.tape import blob_hash
-
         now = time.time()
         return Turn(
             seq=max((t.seq for t in turns), default=0) + 1,
