@@ -39,7 +39,9 @@ def _schema_of(path: Path) -> tuple[list[tuple[str, str]], int, int]:
 
 def test_processes_creating_one_tape_at_once_all_succeed(tmp_path: Path) -> None:
     path = tmp_path / "new.tape"
-    ctx = multiprocessing.get_context("fork")
+    # Spawned, not forked: a fork of a process with threads (a test that ran earlier) can
+    # deadlock in the child.
+    ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     results = ctx.Queue()
     children = [
