@@ -242,7 +242,8 @@ WHERE_THE_TIME_GOES = """## What the replay rows pay for, and what holds a misse
   forbids handing the commit to a background writer, which measured faster but lost completed
   exchanges under SIGKILL. On these virtual machines a WAL commit costs several write and lock
   system calls; next to a model call of hundreds of milliseconds it is invisible, next to a
-  mock's microseconds it is the ratio above.
+  mock's microseconds it is the ratio above. `experiments/storage.md` measures SQLite's own
+  share (the exchange's rows written raw) and what an append-only journal would buy.
 """
 
 
