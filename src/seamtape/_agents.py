@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import dataclasses
@@ -10,6 +11,7 @@ import inspect
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,8 +98,6 @@ def run_agent(session: Session, agent: Agent) -> Any:
 
 def _describe(exc: BaseException) -> str:
     """``Type: message`` and where in the agent's own code it was raised."""
-    import traceback
-
     text = f"{type(exc).__name__}: {exc}".rstrip(": ")
     ours = os.path.dirname(os.path.abspath(__file__))
     frames = [
@@ -124,8 +124,8 @@ def _runner() -> Any:
     per base URL); their pooled connections belong to the loop that opened them, so a fresh
     loop per run (``asyncio.run``) would meet "Event loop is closed" on the second run.
     """
-    import asyncio
-    import atexit
+    # Lazy: only async agents need a loop; sync agents' runs never load asyncio otherwise.
+    import asyncio  # noqa: PLC0415
 
     runner = getattr(_loops, "runner", None)
     if runner is None:

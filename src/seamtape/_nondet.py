@@ -141,7 +141,8 @@ class NondetSource:
 
     async def asleep(self, seconds: float) -> None:
         """``sleep`` for async agents."""
-        import asyncio  # imported here: agents that never sleep async should not pay for it
+        # Lazy: the record path (an httpx client, sync agents) never loads asyncio otherwise.
+        import asyncio  # noqa: PLC0415
 
         _, live = self._draws.draw("sleep", lambda: seconds)
         await asyncio.sleep(seconds if live else 0)

@@ -8,6 +8,7 @@ import json
 import os
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from seamtape._cursor import Cursor, Matching, Substitute
 from seamtape._errors import (
@@ -19,7 +20,7 @@ from seamtape._errors import (
 )
 from seamtape._match import Redaction, canonical_url, explain
 from seamtape._nondet import NondetSource
-from seamtape.seams import LIBRARIES, default_inner, intercepting, transport_class
+from seamtape.seams import LIBRARIES, BotocoreSeam, default_inner, intercepting, transport_class
 from seamtape.tape import RunInfo, Tape, remove_tape
 
 __all__ = ["Session", "extend", "record", "replay"]
@@ -157,7 +158,8 @@ class Session:
             if self._live_upstream is None:
                 self._live_upstream = parent.upstream
             return
-        from seamtape import sim
+        # Lazy: only forks of a simulated run need it; at the top it doubles this import.
+        from seamtape import sim  # noqa: PLC0415
 
         policy = sim.policy_from_spec(parent.sim_policy)
         server = self._stack.enter_context(sim.serve(policy))
@@ -213,7 +215,8 @@ class Session:
     def _guard_for(self, tape: Tape, run_id: str) -> Any:
         if self._guards is None:
             return None
-        from seamtape.lenses.lint import guards_of
+        # Lazy: only guarded sessions need lint; at the top it doubles this import.
+        from seamtape.lenses.lint import guards_of  # noqa: PLC0415
 
         guards = guards_of(self._guards)
         return None if guards is None else guards.bind(tape, run_id)
@@ -391,24 +394,24 @@ class Session:
 
     def httpx_client(self, **kwargs: Any) -> Any:
         """An ``httpx.Client`` through this session; keyword arguments go to the client."""
-        import httpx
+        import httpx  # noqa: PLC0415  (optional extra; a session loads only the stack it uses)
 
         return httpx.Client(transport=self.httpx_transport(kwargs.pop("transport", None)), **kwargs)
 
     def async_httpx_client(self, **kwargs: Any) -> Any:
-        import httpx
+        import httpx  # noqa: PLC0415  (optional extra; a session loads only the stack it uses)
 
         transport = self.async_httpx_transport(kwargs.pop("transport", None))
         return httpx.AsyncClient(transport=transport, **kwargs)
 
     def httpx2_client(self, **kwargs: Any) -> Any:
-        import httpx2
+        import httpx2  # noqa: PLC0415  (optional extra; a session loads only the stack it uses)
 
         transport = self.httpx2_transport(kwargs.pop("transport", None))
         return httpx2.Client(transport=transport, **kwargs)
 
     def async_httpx2_client(self, **kwargs: Any) -> Any:
-        import httpx2
+        import httpx2  # noqa: PLC0415  (optional extra; a session loads only the stack it uses)
 
         transport = self.async_httpx2_transport(kwargs.pop("transport", None))
         return httpx2.AsyncClient(transport=transport, **kwargs)
@@ -421,8 +424,6 @@ class Session:
         responses served from the tape (streams included) and nothing reaches the network;
         dummy credentials are enough. The client is detached when the block exits.
         """
-        from seamtape.seams import BotocoreSeam
-
         cursor = self._live_cursor()
         send = client._endpoint.http_session.send if cursor.live else None
         redirect = None
@@ -442,8 +443,6 @@ _CONNECT_ERRORS = frozenset(
 
 def unreachable_message(url: str, error: dict[str, str], *, flag: str = "--upstream") -> str:
     """One line: which upstream did not answer, and what to do next."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     local = parts.hostname in ("127.0.0.1", "localhost", "::1")
@@ -453,8 +452,6 @@ def unreachable_message(url: str, error: dict[str, str], *, flag: str = "--upstr
 
 
 def _origin(url: str) -> str:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 

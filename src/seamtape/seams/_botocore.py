@@ -252,12 +252,13 @@ class _PlaybackRaw(_Readable):
 
 def _play(playback: Playback, request: Any) -> Any:
     """The recorded response as botocore's own ``AWSResponse``, or the recorded send error."""
-    from botocore.awsrequest import AWSResponse
+    # Lazy: botocore (and its urllib3) come with the sdks extra; only a botocore client needs them.
+    from botocore.awsrequest import AWSResponse  # noqa: PLC0415
 
     try:
-        from urllib3 import HTTPHeaderDict
+        from urllib3 import HTTPHeaderDict  # noqa: PLC0415
     except ImportError:  # urllib3 1.26, which botocore still allows
-        from urllib3._collections import HTTPHeaderDict
+        from urllib3._collections import HTTPHeaderDict  # noqa: PLC0415
 
     if playback.status == 0:  # the attempt failed before any response arrived
         raise _error(playback.error or {})
@@ -294,15 +295,16 @@ def _error(error: dict[str, str]) -> Exception:
             return made
         except TypeError:
             pass
-    import urllib3.exceptions
+    import urllib3.exceptions  # noqa: PLC0415  (botocore's, from the sdks extra)
 
     return urllib3.exceptions.ProtocolError(f"{name}: {message}")
 
 
 @functools.cache
 def _exception_classes(name: str) -> tuple[type | None, type | None]:
-    import botocore.exceptions
-    import urllib3.exceptions
+    # Lazy: botocore (and its urllib3) come with the sdks extra.
+    import botocore.exceptions  # noqa: PLC0415
+    import urllib3.exceptions  # noqa: PLC0415
 
     found = getattr(botocore.exceptions, name, None)
     if isinstance(found, type) and issubclass(found, botocore.exceptions.BotoCoreError):

@@ -121,7 +121,7 @@ def routes_from_text(text: str | None) -> list[Route]:
 
 def rewriting_transport(inner: Any, recorded: str, live: str) -> Any:
     """An httpx2 transport that sends requests recorded against ``recorded`` to ``live``."""
-    import httpx2
+    import httpx2  # noqa: PLC0415  (the httpx2 extra)
 
     class Rewrite(httpx2.BaseTransport):
         def handle_request(self, request: Any) -> Any:
@@ -275,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the proxy's log is ProxyServer.log, one line per request
 
     def _handle(self) -> None:
-        import httpx2
+        import httpx2  # noqa: PLC0415  (the httpx2 extra)
 
         proxy = self.server.proxy
         body = self._read_body()
@@ -347,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay(self, response: Any) -> None:
         """Write the response line, headers and body, each chunk the moment it is read."""
-        import httpx2
+        import httpx2  # noqa: PLC0415  (the httpx2 extra)
 
         raw = response.headers.raw
         sized = any(k.lower() == b"content-length" for k, _ in raw)

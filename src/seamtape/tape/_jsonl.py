@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -149,8 +150,6 @@ def write_export(
 ) -> int:
     """Export to the file ``out`` (written beside it and renamed into place, so a crash never
     leaves half a file) or to stdout when ``out`` is None; returns the lines written."""
-    import sys
-
     with Tape(path) as tape:
         if out is None:
             count = 0

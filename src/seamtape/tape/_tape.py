@@ -21,6 +21,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from .._errors import DamagedTapeError, TapeError, UnknownRunError
 
 __all__ = ["SCHEMA_VERSION", "Draw", "Exchange", "RunInfo", "Tape", "blob_hash", "chunks_hash"]
@@ -509,8 +511,6 @@ class Tape:
     def _compressor(self) -> Any:
         compressor = getattr(self._zstd, "compressor", None)
         if compressor is None:
-            import zstandard
-
             # The frame carries a checksum: a damaged frame is refused, never misread.
             compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
             self._zstd.compressor = compressor
@@ -519,8 +519,6 @@ class Tape:
     def _decompressor(self) -> Any:
         decompressor = getattr(self._zstd, "decompressor", None)
         if decompressor is None:
-            import zstandard
-
             decompressor = zstandard.ZstdDecompressor()
             self._zstd.decompressor = decompressor
         return decompressor
