@@ -8,15 +8,20 @@ SDK and CLI at it.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seamtape._errors import DivergenceError, NotReplayableError, SeamtapeError
+from seamtape._match import canonical_url
+from seamtape._session import Session
+from seamtape.seams import default_inner
+from seamtape.seams._ignore import IgnoringPaths
+from seamtape.tape import Tape
 
-if TYPE_CHECKING:
-    from seamtape.seams._ignore import IgnoringPaths
+from .fork import _latest_root, _raw_answer, edited_answer
 
 __all__ = ["ProxyReport", "RunningProxy", "base_url_variables", "serve_proxy"]
 
@@ -136,9 +141,8 @@ def serve_proxy(
     differ from the recorded one and still be served from the tape. Stop it with ``stop()``
     or a ``with`` block; a replay's divergence is in the report, not raised.
     """
-    from seamtape._session import Session
-    from seamtape.seams import default_inner
-    from seamtape.seams._proxy import (
+    # Lazy: the proxy seam loads http.server, which importing this module must not.
+    from seamtape.seams._proxy import (  # noqa: PLC0415
         ProxyServer,
         parse_routes,
         rewriting_transport,
@@ -217,10 +221,6 @@ def _ignoring(session: Any, paths: Sequence[str], step: int | None) -> IgnoringP
     """The body hook for ignorable paths over the requests this session will serve."""
     if not paths:
         return None
-    from seamtape._match import canonical_url
-    from seamtape.seams._ignore import IgnoringPaths
-    from seamtape.tape import Tape
-
     parent = session.recorded
     with Tape(session.path) as tape:
         exchanges = [ex for ex in tape.exchanges(parent.id) if step is None or ex.seq < step]
@@ -240,11 +240,6 @@ def _fork_session(
     response: bytes | None,
     resample: bool,
 ) -> Any:
-    from seamtape._session import Session
-    from seamtape.tape import Tape
-
-    from .fork import _latest_root, _raw_answer, edited_answer
-
     if step is None or step < 1:
         raise SeamtapeError("a fork needs --step, the 1-based step to substitute")
     if sum([edit is not None, response is not None, resample]) != 1:
@@ -279,9 +274,7 @@ def _fork_session(
 
 
 def _check_port(port: int) -> None:
-    import socket
-
-    from seamtape.seams._proxy import HOST
+    from seamtape.seams._proxy import HOST  # noqa: PLC0415  (http.server: as above)
 
     if port == 0:
         return
@@ -295,7 +288,7 @@ def _check_port(port: int) -> None:
 
 def _require_httpx2() -> None:
     try:
-        import httpx2  # noqa: F401
+        import httpx2  # noqa: F401, PLC0415  (an optional extra: checked, not required)
     except ImportError:
         raise SeamtapeError(
             "the proxy sends requests upstream with httpx2: pip install 'seamtape[httpx2]'"

@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, as_completed
 from typing import Any
 
+from seamtape import wire
+from seamtape._agents import load_agent
 from seamtape._errors import SeamtapeError
+from seamtape._steps import steps_of
+from seamtape.engine.fork import edited_answer
+from seamtape.engine.mutations import MUTATIONS
+from seamtape.tape import Tape
 
 from ._allocation import (
     ESTIMATORS,
@@ -83,8 +89,6 @@ def blame(
     judge = oracle_from(oracle)  # a bad shorthand fails here, before any spend
     path = os.path.abspath(os.fspath(tape))
     if isinstance(agent, str):
-        from seamtape._agents import load_agent
-
         load_agent(agent)  # a bad spec fails here, before any spend
     parent, tallies, perturb_name, unpriced = _prepare(path, run, perturb, steps, rules)
     parent_success = _grade_parent(judge, parent, path)
@@ -104,8 +108,6 @@ def blame(
     attempt = 0
     # The trials tape is held open while the workers write to it, so that no worker's close
     # is the last one (the last close checkpoints and removes the WAL under the others).
-    from seamtape.tape import Tape
-
     with Tape(path), _executor(executor, workers, (agent, oracle)) as pool:
         while True:
             short = False
@@ -225,8 +227,6 @@ def _attempt(outcome: TrialOutcome) -> int:
 
 def _run_round(pool: Executor, specs: Sequence[TrialSpec]) -> Iterator[TrialOutcome]:
     """Run a round's trials on ``pool``, yielding outcomes as they finish."""
-    from concurrent.futures import as_completed
-
     futures = [pool.submit(run_trial, spec) for spec in specs]
     try:
         for future in as_completed(futures):
@@ -247,12 +247,6 @@ def _prepare(
 ) -> tuple[Any, list[_Tally], str, int]:
     """The parent run, a tally per blamed step (cost per trial, edit), the perturbation's
     name, and how many of the run's steps have no price."""
-    from seamtape import wire
-    from seamtape._steps import steps_of
-    from seamtape.engine.fork import edited_answer
-    from seamtape.engine.mutations import MUTATIONS
-    from seamtape.tape import Tape
-
     if callable(perturb):
         mutate, name = perturb, getattr(perturb, "__name__", "custom")
     elif perturb == "resample":

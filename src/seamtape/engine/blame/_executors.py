@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from seamtape._errors import SeamtapeError
@@ -57,8 +59,6 @@ def _executor(executor: Any, workers: int | None, trial_args: Sequence[Any]) -> 
 
 def check_sendable(things: Sequence[Any]) -> None:
     """Refuse, before any spend, what a process pool could not send to a worker."""
-    from multiprocessing.reduction import ForkingPickler
-
     for thing in things:
         # What the pool would send, checked up front (serialized only, never loaded): a
         # failure inside the pool's feeder thread can leave its shutdown waiting forever.
@@ -79,9 +79,6 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> Executor:
     ``preload`` names modules the workers import before their first trial (the agent's
     module and its SDK); it takes effect when the first pool of the process is made.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     with _POOLS_LOCK:
         pool = _POOLS.get(workers)
         if pool is not None and not getattr(pool, "_broken", False):

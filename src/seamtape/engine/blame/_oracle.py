@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from seamtape._agents import load_agent
 from seamtape._errors import SeamtapeError
+from seamtape._steps import steps_of
+from seamtape.tape import Tape
 
 __all__ = ["SPEC", "Oracle", "RunView", "oracle_from", "passed"]
 
@@ -26,16 +29,11 @@ class RunView:
 
     def info(self) -> Any:
         """The run's ``RunInfo`` (status, result, lineage)."""
-        from seamtape.tape import Tape
-
         with Tape(self.tape) as t:
             return t.run(self.id)
 
     def steps(self) -> list[Any]:
         """Each exchange decoded to a ``wire.Step`` (None where no codec applies)."""
-        from seamtape._steps import steps_of
-        from seamtape.tape import Tape
-
         with Tape(self.tape) as t:
             return steps_of(t, self.id)
 
@@ -64,8 +62,6 @@ def oracle_from(spec: Oracle) -> Callable[[Any, RunView | None], bool]:
     if spec.startswith("re:"):
         return _regex_judge(spec[3:])
     if _SPEC.match(spec):
-        from seamtape._agents import load_agent
-
         return _judge(load_agent(spec))
     if spec.lstrip().startswith("$"):
         return _path_judge(spec)

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from seamtape._errors import SeamtapeError
+from seamtape.tape import Tape
 
 __all__ = ["scratch_path", "trials_tape"]
 
@@ -42,8 +43,6 @@ def trials_tape(
 
 
 def _holds(path: Path, run_id: str) -> bool:
-    from seamtape.tape import Tape
-
     try:
         with Tape(path) as t:
             return any(r.id == run_id for r in t.runs())

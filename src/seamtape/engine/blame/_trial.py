@@ -9,7 +9,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from seamtape._agents import load_agent
 from seamtape._errors import DivergenceError, TapeError
+from seamtape.engine.fork import fork, live_cost
+from seamtape.tape import Tape
 
 from ._oracle import RunView, oracle_from
 
@@ -49,8 +52,6 @@ _OPEN_TRIES = 4
 
 def _began(tape: str, name: str) -> bool:
     """Whether a run named ``name`` is on the tape (a fork that got as far as starting)."""
-    from seamtape.tape import Tape
-
     try:
         with Tape(tape) as t:
             return any(r.name == name for r in t.runs())
@@ -60,8 +61,6 @@ def _began(tape: str, name: str) -> bool:
 
 def _read_back(spec: TrialSpec, run_id: str | None, name: str) -> tuple[str, Any, Any] | None:
     """The trial's run id and both runs' exchanges; None when the fork left no run."""
-    from seamtape.tape import Tape
-
     with Tape(spec.tape) as t:
         if run_id is None:  # the fork raised; its run is on the tape under the name we gave
             runs = [r.id for r in t.runs() if r.name == name]
@@ -73,9 +72,6 @@ def _read_back(spec: TrialSpec, run_id: str | None, name: str) -> tuple[str, Any
 
 def run_trial(spec: TrialSpec) -> TrialOutcome:
     """Fork the run at ``spec.step`` with the step perturbed, grade the result, compare bytes."""
-    from seamtape._agents import load_agent
-    from seamtape.engine.fork import fork, live_cost
-
     if spec.path and spec.path not in sys.path:
         sys.path.insert(0, spec.path)
     agent = load_agent(spec.agent) if isinstance(spec.agent, str) else spec.agent

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from seamtape._errors import SeamtapeError
+from seamtape.tape import Tape
+
+from ._blame import parent_run
 
 __all__ = ["live_upstream"]
 
@@ -25,9 +28,6 @@ def live_upstream(
     the run recorded (``sim_policy`` on the run) or, failing that, the one passed here, at the
     run's URL path; else the upstream the run was recorded against.
     """
-    from seamtape.engine.blame import parent_run
-    from seamtape.tape import Tape
-
     with Tape(tape) as t:
         parent = parent_run(t, run)
     recorded = parent.upstream
@@ -46,7 +46,8 @@ def live_upstream(
             f"live calls went to {recorded}, the upstream run {parent.id} was recorded against",
         )
         return
-    from seamtape import sim
+    # Lazy: blame's workers import this package; only the parent process starts a simulator.
+    from seamtape import sim  # noqa: PLC0415
 
     try:
         policy = sim.policy_from_spec(policy_spec)
