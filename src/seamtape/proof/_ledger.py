@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,8 +155,9 @@ class LedgerAgent:
     world: World
 
     def __call__(self, session: Any) -> dict[str, Any]:
-        import anthropic
-        import httpx2
+        # Lazy: the sdks and httpx2 extras; only a fixture's run needs them.
+        import anthropic  # noqa: PLC0415
+        import httpx2  # noqa: PLC0415
 
         # The inner transport carries live requests; one TLS context per process, because
         # building one loads the CA bundle (~35 ms, more than a fork's whole tail here).
@@ -210,8 +212,6 @@ class LedgerAgent:
 
 @functools.cache
 def _tls_context() -> Any:
-    import ssl
-
     return ssl.create_default_context()
 
 

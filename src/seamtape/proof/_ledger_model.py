@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from seamtape.sim.policies import Draws, answer, conversation_key
+from seamtape.wire import ToolCall
+
 __all__ = ["BEHAVIOURS", "NOTICE", "RULE_ALL", "RULE_OPEN", "LedgerModel"]
 
 RULE_OPEN = "sum the open accounts, in EUR"
@@ -98,8 +101,6 @@ class LedgerModel:
         self._lock = threading.Lock()
 
     def respond(self, step: Any) -> Any:
-        from seamtape.sim.policies import Draws, conversation_key
-
         key = conversation_key(step)
         with self._lock:
             index = self._seen.get(key, 0)
@@ -204,7 +205,6 @@ def _requery_note(record: _Record, problem: str) -> str:
 
 def _semantic_key(step: Any) -> str:
     """The conversation as the model's decisions see it: its ``~`` asides left out."""
-    from seamtape.sim.policies import conversation_key
 
     def plain(message: Any) -> Any:
         if message.role != "assistant":
@@ -216,9 +216,6 @@ def _semantic_key(step: Any) -> str:
 
 
 def _answer(step: Any, text: str, calls: list[dict[str, Any]]) -> Any:
-    from seamtape.sim.policies import answer
-    from seamtape.wire import ToolCall
-
     digest = hashlib.sha256(
         json.dumps([_semantic_key(step), text, calls], sort_keys=True).encode()
     ).hexdigest()

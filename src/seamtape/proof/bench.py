@@ -31,7 +31,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from seamtape._steps import steps_of
+from seamtape.engine.stats import confidence_sequence, wilson
+from seamtape.proof import faults
 from seamtape.proof._config import Settings
+from seamtape.proof.validate import blame_fixture, pool
+from seamtape.sim.policies import Draws
+from seamtape.tape import Tape
 
 __all__ = ["SCENARIOS", "BenchConfig", "check", "markdown", "run_bench"]
 
@@ -51,9 +57,6 @@ class BenchConfig(Settings):
 
 def _world(seed: int, scenario: str) -> tuple[Any, dict[str, str]]:
     """The scenario's world and the planted things, by account: {account: role}."""
-    from seamtape.proof import faults
-    from seamtape.sim.policies import Draws
-
     draws = Draws("seamtape.bench", seed, scenario)
     accounts = faults._accounts(draws, ACCOUNTS)
     rng = random.Random(draws.u64())
@@ -121,9 +124,6 @@ def _world(seed: int, scenario: str) -> tuple[Any, dict[str, str]]:
 
 def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[str, int]:
     """The step of each planted thing in the recorded run, found from what the steps carry."""
-    from seamtape._steps import steps_of
-    from seamtape.tape import Tape
-
     with Tape(tape) as t:
         steps = steps_of(t, run_id)
     calls: dict[str, Any] = {}
@@ -163,9 +163,6 @@ def _locate(tape: Path, run_id: str, world: Any, roles: dict[str, str]) -> dict[
 
 def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Record and blame each scenario; the readings as a JSON-ready dict."""
-    from seamtape.proof import faults
-    from seamtape.proof.validate import blame_fixture, pool
-
     say = progress or (lambda line: None)
     started = time.perf_counter()
     out = []
@@ -201,8 +198,6 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str], None] | None = None
 def _readings(
     scenario: str, where: dict[str, int], row: dict[str, Any], cfg: BenchConfig
 ) -> dict[str, Any]:
-    from seamtape.engine.stats import confidence_sequence, wilson
-
     counts = {step: (n, f) for step, n, f in row["trials"]}
     ranked = row["top"]
     order = row["ranking"]
@@ -303,8 +298,6 @@ def check(fresh: dict[str, Any], committed: dict[str, Any]) -> list[str]:
 
 def _one_miss(cfg: dict[str, Any]) -> str:
     """How many trials with a single non-flip the confidence sequence needs to clear θ."""
-    from seamtape.engine.stats import confidence_sequence
-
     for n in range(2, 200):
         if confidence_sequence(n - 1, n, cfg["confidence"])[0] > cfg["threshold"]:
             return f"{n - 1} of {n}"

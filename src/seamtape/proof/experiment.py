@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seamtape._errors import SeamtapeError
+from seamtape.proof import bench, validate
 
 __all__ = ["ExperimentOutcome", "run_experiment"]
 
@@ -39,8 +40,6 @@ def run_experiment(
     With ``check``, the committed ``out/<name>.json`` supplies the settings and the fresh
     results are compared with it; nothing is written. Without ``out`` nothing is written.
     """
-    from seamtape.proof import bench, validate
-
     kinds: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
         "validate": (validate.run_validate, validate.check, validate.markdown),
         "bench": (bench.run_bench, bench.check, bench.markdown),

@@ -19,6 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from seamtape import sim
+from seamtape._agents import run_agent
+from seamtape._session import record
+from seamtape.sim.policies import Draws
+
 from ._config import TAIL_KINDS as TAILS
 from ._ledger import Account, LedgerAgent, TotalOracle, World
 from ._ledger_model import LedgerModel
@@ -86,8 +91,6 @@ def design(
 ) -> Design:
     """Plan a fixture from ``seed``: run length (3 to ``longest`` steps, 20 at most) and
     fault position at random unless given."""
-    from seamtape.sim.policies import Draws
-
     if kind not in KINDS + CONTROLS:
         raise ValueError(f"unknown fault class {kind!r}; known: {', '.join(KINDS + CONTROLS)}")
     draws = Draws("seamtape.faults", seed, kind)  # a seed namespace: kept so worlds stay the same
@@ -212,10 +215,6 @@ def planted(
     """
     if tails not in TAILS:
         raise ValueError(f"tails must be one of {', '.join(TAILS)}, not {tails!r}")
-    from seamtape import sim
-    from seamtape._agents import run_agent
-    from seamtape._session import record
-
     world = world or plan.world
     agent, oracle = LedgerAgent(world), TotalOracle(world.truth, world.tolerance)
     policy = LedgerModel(plan.seed, temperature, traps=world.traps, slips=world.slips)

@@ -32,7 +32,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from seamtape.engine.blame import blame, process_pool
+from seamtape.engine.stats import wilson
+from seamtape.proof import faults
 from seamtape.proof._config import Settings
+from seamtape.proof._rankings import BROKEN, blame_ranking, shuffled
+from seamtape.tape import Tape
 
 __all__ = [
     "TOLERANCE",
@@ -86,16 +91,11 @@ class Config(Settings):
 def pool(workers: int) -> Iterator[Any]:
     """The executor every blame call of a run shares: blame's own process pool (made once per
     process, shut down at exit); ``None`` runs trials in-process (``workers`` 1)."""
-    from seamtape.engine.blame import process_pool
-
     yield None if workers <= 1 else process_pool(workers, ["seamtape.proof.faults"])
 
 
 def blame_fixture(fx: Any, cfg: Settings, executor: Any, seed: int) -> dict[str, Any]:
     """Blame one live fixture; the summary a report keeps (ranking, per-step counts, spend)."""
-    from seamtape.engine.blame import blame
-    from seamtape.tape import Tape
-
     # Held open so that no worker's close is the tape's last: the last close checkpoints
     # and deletes the WAL, which a worker opening the tape just then could find half gone.
     with Tape(fx.tape):
@@ -147,8 +147,6 @@ def _summary(fx: Any, report: Any) -> dict[str, Any]:
 
 
 def _interval(hits: int, n: int, confidence: float = 0.95) -> dict[str, Any]:
-    from seamtape.engine.stats import wilson
-
     low, high = wilson(hits, n, confidence)
     return {"hits": hits, "n": n, "rate": hits / n if n else 0.0, "low": low, "high": high}
 
@@ -230,8 +228,6 @@ def run_validate(cfg: Config, *, progress: Callable[[str], None] | None = None) 
 def _run_tails(
     cfg: Config, tails: str, folder: Path, executor: Any, say: Callable[[str], None]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    from seamtape.proof import faults
-
     rows: list[dict[str, Any]] = []
     controls: list[dict[str, Any]] = []
     positions: list[dict[str, Any]] = []
@@ -289,9 +285,6 @@ def _blind(
     each root sat at a random one of the positions its class allows (the chance of a ranking
     that reads no flips, whatever position it favours), and the z score of the difference:
     the sum over fixtures of (hit - chance) over the spread that random root positions give."""
-    from seamtape.proof import faults
-    from seamtape.proof._rankings import shuffled
-
     rng = random.Random(seed)
     hits = chance = spread = 0.0
     for r in rows:
@@ -327,9 +320,6 @@ def _summarize(
     controls: list[dict[str, Any]],
     positions: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    from seamtape.proof import faults
-    from seamtape.proof._rankings import blame_ranking
-
     per_class = {}
     for kind in faults.KINDS:
         mine = [r for r in rows if r["kind"] == kind]
@@ -421,8 +411,6 @@ def _summarize(
 
 def _broken(cfg: Config, summary: dict[str, Any]) -> dict[str, Any]:
     """Each broken ranking run through the same scoring: which control catches it."""
-    from seamtape.proof._rankings import BROKEN, blame_ranking
-
     rows, positions = summary["fixtures"], summary["position_fixtures"]
     out = {}
     for name, rank in {"blame (the real ranking)": blame_ranking, **BROKEN}.items():

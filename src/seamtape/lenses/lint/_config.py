@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from seamtape._errors import LintConfigError
 
 from ._findings import SEVERITIES
@@ -78,8 +80,6 @@ class Config:
 
 def validate(doc: Mapping[str, Any], where: str) -> None:
     """Raise one ``LintConfigError`` naming the first bad key, or return."""
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(doc)))
     if error is None:

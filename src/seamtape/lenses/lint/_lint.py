@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -50,8 +51,6 @@ class LintReport:
     @property
     def fingerprint(self) -> str:
         """One hash over the findings' fingerprints: it drifts when what lint sees changes."""
-        import hashlib
-
         joined = "\n".join(sorted(f.fingerprint for f in self.findings))
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
 

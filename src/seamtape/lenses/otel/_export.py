@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -90,11 +91,10 @@ def export_trace(
     blame report (``seamtape blame --json``) and ``lint`` a list of lint findings, each as
     parsed JSON; they are attached to the run they name.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope  # noqa: PLC0415
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource  # noqa: PLC0415
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans  # noqa: PLC0415
 
     try:
         scope_version = version("seamtape")
@@ -121,7 +121,8 @@ def export_trace(
 
 
 def _request_class() -> Any:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: PLC0415
         ExportTraceServiceRequest,
     )
 
@@ -134,7 +135,8 @@ def _request_class() -> Any:
 def _run_spans(
     tape: Tape, info: RunInfo, *, content: bool, findings: _Findings | None
 ) -> list[Any]:
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status  # noqa: PLC0415
 
     exchanges = tape.exchanges(info.id)
     bodies = tape.blobs(h for ex in exchanges for h in (ex.request_body, ex.response_body))
@@ -331,7 +333,8 @@ def _tool_spans(
     content: bool,
 ) -> list[Any]:
     """A span per tool call of this step, from its answer to the next model call."""
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status  # noqa: PLC0415
 
     results: dict[str, Any] = {}
     for step in later:
@@ -371,7 +374,8 @@ def _tool_spans(
 
 def _content_event(step: Any, at: int) -> Any:
     """The messages of one call, in the conventions' JSON message shapes."""
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span  # noqa: PLC0415
 
     attrs: dict[str, Any] = {
         INPUT_MESSAGES: json.dumps([_message(m) for m in step.messages]),
@@ -498,13 +502,15 @@ def _attributes(values: dict[str, Any]) -> list[Any]:
 
 
 def _key_value(key: str, value: Any) -> Any:
-    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue  # noqa: PLC0415
 
     return KeyValue(key=key, value=_any_value(value))
 
 
 def _any_value(value: Any) -> Any:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue  # noqa: PLC0415
 
     if isinstance(value, bool):
         return AnyValue(bool_value=value)

@@ -159,7 +159,8 @@ def ingest_trace(
 
 
 def _spans(request: Any) -> Iterable[_Span]:
-    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status  # noqa: PLC0415
 
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:

@@ -23,7 +23,8 @@ _PATH = "/v1/traces"
 
 def trace_to_json(request: Any, *, indent: int | None = 2) -> str:
     """An ``ExportTraceServiceRequest`` as OTLP JSON (what collectors and file exporters read)."""
-    from google.protobuf import json_format
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from google.protobuf import json_format  # noqa: PLC0415
 
     doc = json_format.MessageToDict(request, use_integers_for_enums=True)
     return json.dumps(_ids(doc, _b64_to_hex), indent=indent)
@@ -31,7 +32,8 @@ def trace_to_json(request: Any, *, indent: int | None = 2) -> str:
 
 def trace_from_json(text: str | bytes) -> Any:
     """An ``ExportTraceServiceRequest`` from OTLP JSON; SeamtapeError if it is not one."""
-    from google.protobuf import json_format
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from google.protobuf import json_format  # noqa: PLC0415
 
     request = _request()
     try:
@@ -44,7 +46,8 @@ def trace_from_json(text: str | bytes) -> Any:
 
 def read_trace(path: str | os.PathLike[str]) -> Any:
     """A trace file: OTLP JSON, JSON Lines of OTLP JSON (a file exporter's), or protobuf."""
-    from google.protobuf.message import DecodeError
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
 
     try:
         data = Path(path).read_bytes()
@@ -95,7 +98,8 @@ def push_trace(
     ``endpoint`` is the collector's base URL (``/v1/traces`` is added, as the OTLP exporters
     do with ``OTEL_EXPORTER_OTLP_ENDPOINT``) or the full traces URL.
     """
-    import httpx
+    # Lazy: httpx comes with the otel extra, for --otlp-endpoint only.
+    import httpx  # noqa: PLC0415
 
     url = traces_url(endpoint)
     try:
@@ -129,8 +133,9 @@ def traces_url(endpoint: str) -> str:
 
 def _rejected(response: Any) -> int:
     """Spans a collector's partial-success answer says it dropped (0 if it says nothing)."""
-    from google.protobuf.message import DecodeError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: PLC0415
         ExportTraceServiceResponse,
     )
 
@@ -149,7 +154,8 @@ def _rejected(response: Any) -> int:
 
 
 def _request() -> Any:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    # Lazy: the otel extra's protobuf modules load only when a trace is built or read.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: PLC0415
         ExportTraceServiceRequest,
     )
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
+
 from .._config import Config
 from .._findings import Finding
 from .._registry import STRINGS, Param, rule
@@ -76,8 +78,6 @@ def schema_error(call: Call) -> str:
 @functools.lru_cache(maxsize=4096)
 def _schema_problem(schema_json: str, arguments_json: str) -> str:
     """Cached: a guard re-reads the whole run before every request."""
-    import jsonschema
-
     schema, arguments = json.loads(schema_json), json.loads(arguments_json)
     try:
         validator_class = jsonschema.validators.validator_for(
