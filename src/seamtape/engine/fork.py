@@ -13,7 +13,7 @@ from seamtape import wire
 from seamtape._agents import Agent, run_agent
 from seamtape._errors import SeamtapeError
 from seamtape._session import Session
-from seamtape._steps import steps_of
+from seamtape._steps import decode_exchange, steps_of
 from seamtape.tape import Exchange, Tape
 
 if TYPE_CHECKING:
@@ -146,15 +146,7 @@ def edited_answer(
     original: Exchange, bodies: tuple[bytes, bytes], edit: dict[str, Any]
 ) -> tuple[int, list[tuple[str, str]], list[bytes]]:
     """The step's response re-built by its codec with ``edit`` applied to the decoded Step."""
-    step = wire.decode(
-        original.method,
-        original.url,
-        original.request_headers,
-        bodies[0],
-        original.status,
-        original.response_headers,
-        bodies[1],
-    )
+    step = decode_exchange(original, bodies[0], bodies[1])
     changed = apply_edit(step, edit)
     encoded = wire.encode_response(changed, stream=step.stream)
     return encoded.status, list(encoded.headers), list(encoded.chunks)

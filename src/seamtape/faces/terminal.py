@@ -55,6 +55,7 @@ class StepRow:
 def step_rows(tape: Tape, run_id: str) -> list[StepRow]:
     """Every exchange of a run, decoded where a codec can read it."""
     from seamtape import wire
+    from seamtape._steps import decode_exchange
 
     exchanges = tape.exchanges(run_id)
     # One query for every body of the run, rather than one per exchange.
@@ -67,15 +68,7 @@ def step_rows(tape: Tape, run_id: str) -> list[StepRow]:
             row.note = f"no response: {_error_text(ex)}"
         else:
             try:
-                row.step = wire.decode(
-                    ex.method,
-                    ex.url,
-                    ex.request_headers,
-                    request,
-                    ex.status,
-                    ex.response_headers,
-                    response,
-                )
+                row.step = decode_exchange(ex, request, response)
             except wire.CodecError as exc:
                 row.note = str(exc)
                 if ex.error:  # the stream broke on the wire; that is why it does not decode

@@ -14,7 +14,7 @@ from typing import Any
 
 from seamtape import wire
 from seamtape._errors import SeamtapeError
-from seamtape._steps import steps_of
+from seamtape._steps import decode_exchange, steps_of
 from seamtape.tape import RunInfo, Tape
 
 __all__ = ["lineage_order", "step_detail", "summarize"]
@@ -130,9 +130,7 @@ def step_detail(path: str | os.PathLike[str], *, run: str | None, step: int) -> 
     if ex.error:
         detail["error"] = ex.error
     try:
-        decoded = wire.decode(
-            ex.method, ex.url, ex.request_headers, request, ex.status, ex.response_headers, response
-        )
+        decoded = decode_exchange(ex, request, response)
     except wire.CodecError as exc:
         detail["decoded"] = False
         detail["note"] = str(exc)

@@ -298,6 +298,7 @@ class _RunSteps:
 
     def extend(self, exchanges: list[Exchange]) -> None:
         from seamtape import wire
+        from seamtape._steps import decode_exchange
 
         if self.first is None and exchanges:
             self.first = min(ex.started for ex in exchanges)
@@ -309,15 +310,7 @@ class _RunSteps:
                 note = "no response: " + _error_text(ex)
             else:
                 try:
-                    step = wire.decode(
-                        ex.method,
-                        ex.url,
-                        ex.request_headers,
-                        request,
-                        ex.status,
-                        ex.response_headers,
-                        response,
-                    )
+                    step = decode_exchange(ex, request, response)
                 except wire.CodecError as exc:
                     note = str(exc)
                     if ex.error:

@@ -26,7 +26,7 @@ from seamtape.tape import Tape, blob_hash
 
 from ._config import Config, load, resolve
 from ._findings import SEVERITIES, Finding, rank
-from ._lint import run_rules, turn_of
+from ._lint import run_rules, turns_of
 from ._trace import Turn, build
 
 
@@ -211,24 +211,8 @@ class Breaker:
         """The run's recorded exchanges as turns, each decoded once."""
         exchanges = self.tape.exchanges(self.run)
         new = [ex for ex in exchanges if ex.seq not in self._turns_by_seq]
-        bodies = self.tape.blobs(h for ex in new for h in (ex.request_body, ex.response_body))
-        for ex in new:
-            try:
-                step: wire.Step | None = wire.decode(
-                    ex.method,
-                    ex.url,
-                    ex.request_headers,
-                    bodies[ex.request_body],
-                    ex.status,
-                    ex.response_headers,
-                    bodies[ex.response_body],
-                )
-            except wire.CodecError:
-                step = None
-            turn = turn_of(ex, step, bodies[ex.request_body])
-            if turn.stream:
-                turn.response_body = bodies[ex.response_body]
-            self._turns_by_seq[ex.seq] = turn
+        for turn in turns_of(self.tape, new):
+            self._turns_by_seq[turn.seq] = turn
         return [self._turns_by_seq[seq] for seq in sorted(self._turns_by_seq)]
 
     def _pending(self, api: str, method: str, url: str, body: bytes, turns: list[Turn]) -> Turn:

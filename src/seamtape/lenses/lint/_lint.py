@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from seamtape import wire
-from seamtape._steps import steps_of
+from seamtape._steps import steps_of_exchanges
 from seamtape.tape import Exchange, Tape
 
 from ._config import Config, resolve
@@ -94,22 +95,22 @@ def turn_of(ex: Exchange, step: wire.Step | None, request_body: bytes | None) ->
     )
 
 
+def turns_of(tape: Tape, exchanges: Sequence[Exchange]) -> list[Turn]:
+    """Exchanges as turns, decoded once, with every body read in one query."""
+    bodies = tape.blobs(h for ex in exchanges for h in (ex.request_body, ex.response_body))
+    turns = []
+    for ex, step in zip(exchanges, steps_of_exchanges(exchanges, bodies), strict=True):
+        turn = turn_of(ex, step, bodies[ex.request_body])
+        if turn.stream:
+            turn.response_body = bodies[ex.response_body]
+        turns.append(turn)
+    return turns
+
+
 def trace_of(tape: Tape, run_id: str, *, now: float | None = None) -> Trace:
     """A recorded run as the rules see it."""
     info = tape.run(run_id)
-    exchanges = tape.exchanges(info.id)
-    steps = steps_of(tape, info.id)
-    undecoded = [ex.request_body for ex, step in zip(exchanges, steps, strict=True) if step is None]
-    requests = tape.blobs(undecoded)
-    turns = [
-        turn_of(ex, step, requests.get(ex.request_body))
-        for ex, step in zip(exchanges, steps, strict=True)
-    ]
-    streamed = {t.seq for t in turns if t.stream}
-    responses = tape.blobs(ex.response_body for ex in exchanges if ex.seq in streamed)
-    for turn, ex in zip(turns, exchanges, strict=True):
-        if turn.stream:
-            turn.response_body = responses[ex.response_body]
+    turns = turns_of(tape, tape.exchanges(info.id))
     complete = info.status != "recording"
     if now is None:
         now = max((t.ended for t in turns), default=info.created) if complete else time.time()

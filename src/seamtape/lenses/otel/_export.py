@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from seamtape import wire
 from seamtape._errors import CodecError, SeamtapeError
+from seamtape._steps import decode_exchange
 from seamtape.tape import Exchange, RunInfo, Tape
 
 from ._names import (
@@ -229,15 +230,7 @@ def _decode(ex: Exchange, bodies: dict[bytes, bytes]) -> tuple[Any, Any]:
     except CodecError:
         return None, None
     try:
-        answer = wire.decode(
-            ex.method,
-            ex.url,
-            ex.request_headers,
-            request_body,
-            ex.status,
-            ex.response_headers,
-            response_body,
-        )
+        answer = decode_exchange(ex, request_body, response_body)
     except CodecError:
         answer = None  # a cut stream or a failed attempt: the request side still tells much
     return asked, answer
