@@ -653,8 +653,9 @@ EXPLANATION = """\
   around it: per request it costs well over half a bare request by itself, so even a record
   that did nothing else would sit above 1.5× here. The rest of record's overhead is the work
   on the agent's path: hashing both bodies for the digest, the secret scan, choosing the
-  delta base and compressing what is new. The slow tail (a checkpoint of the write-ahead log
-  every 256 pages, with its fsyncs, and a shared disk) lifts the means above the medians.
+  delta base and compressing what is new. The slow tail (the last row: requests over a
+  millisecond, when the write-ahead log is folded into the tape or the shared disk is busy)
+  lifts the means above the medians.
 - **What an append-only journal buys, measured.** The prototype row appends each exchange
   to a journal file (one `writev`, as durable against a SIGKILL as a commit) and writes the
   tape on a background thread. The agent's median request gets cheaper, but the total work
@@ -665,8 +666,9 @@ EXPLANATION = """\
   readers in other processes (`watch`, `show`) would see each exchange only after the fold.
   For a gain that vanishes next to a real model call (hundreds of milliseconds), seamtape
   keeps the synchronous write. Folding the write-ahead log on a background thread was tried
-  too: it lowered the mean but, with commits arriving faster than a passive checkpoint can
-  complete, the log never restarted and grew past its bound, so it was left out."""
+  too (not measured here): with commits arriving faster than a passive checkpoint completes,
+  the log never restarted and grew past its bound (`tests/test_tape_growth.py` failed), so it
+  was left out."""
 
 
 def main() -> None:
